@@ -1,0 +1,109 @@
+//! A call as the engine keeps it: the dialog (RFC 3261 §12) with the caller, the
+//! state of its answer, its media leg and the app driving it.
+
+use super::builtin::Builtin;
+use crate::media::session::MediaSession;
+use crate::sip::sdp::Negotiated;
+use crate::sip::{TransactionKey, Transport};
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+/// The engine's own number for a call (stable, cheap to copy and log).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct CallRef(pub u64);
+
+impl std::fmt::Display for CallRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "c{}", self.0)
+    }
+}
+
+/// Where the answer stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CallState {
+    /// INVITE accepted, the RTP port is being opened.
+    OpeningMedia,
+    /// 180 sent, answering at `answer_at`.
+    Ringing,
+    /// 200 sent, waiting for the ACK (timers G/H run in the transaction).
+    Answered,
+    /// ACK received: the dialog is confirmed.
+    Confirmed,
+}
+
+/// The UAS side of the dialog (RFC 3261 §12.1.1).
+#[derive(Debug)]
+pub struct Dialog {
+    pub call_id: String,
+    pub local_tag: String,
+    pub remote_tag: String,
+    /// The caller's From header, which becomes To in our requests.
+    pub remote_uri_header: String,
+    /// Our To header with our tag, which becomes From in our requests.
+    pub local_uri_header: String,
+    /// The caller's Contact URI: the Request-URI of our requests.
+    pub remote_target: String,
+    /// Record-Route values, in order, as Route for our requests.
+    pub route_set: Vec<String>,
+    pub local_cseq: u32,
+    pub remote_cseq: u32,
+    /// The flow in-dialog requests go back over (see `engine` docs).
+    pub transport: Transport,
+    pub peer: SocketAddr,
+    pub local: SocketAddr,
+}
+
+#[derive(Debug)]
+pub struct Call {
+    pub id: CallRef,
+    pub dialog: Dialog,
+    pub state: CallState,
+    pub invite_key: TransactionKey,
+    /// The negotiated audio, or `None` while waiting for a late offer's answer.
+    pub offer: Option<Negotiated>,
+    pub local_ip: IpAddr,
+    pub port: u16,
+    pub port_attempts: u8,
+    pub media: Option<MediaSession>,
+    /// SSRC, sequence and timestamp bases kept for a late offer's media.
+    pub pending_media: Option<(u32, u16, u32)>,
+    pub app: Builtin,
+    pub answer_at: Option<Instant>,
+    pub session_id: u64,
+    pub sdp_version: u64,
+    pub started: Instant,
+    pub caller: String,
+    pub dialled: String,
+    pub span: tracing::Span,
+}
+
+impl Call {
+    pub fn poll_timeout(&self, rtp_timeout: Duration) -> Option<Instant> {
+        let media = self.media.as_ref();
+        [
+            media.and_then(|m| m.poll_timeout()),
+            media
+                .filter(|m| m.direction().receives())
+                .map(|m| m.last_rx() + rtp_timeout),
+            self.app.poll_timeout(),
+            self.answer_at,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+}
+
+/// Hides all but the last two characters of a caller's number (logs redact by
+/// default; `--show-numbers` turns this off).
+pub fn redact(number: &str, show: bool) -> String {
+    if show {
+        return number.to_string();
+    }
+    let n = number.chars().count();
+    if n <= 2 {
+        return "*".repeat(n);
+    }
+    let tail: String = number.chars().skip(n - 2).collect();
+    format!("{}{}", "*".repeat(n - 2), tail)
+}

@@ -1,0 +1,435 @@
+//! The engine facade the runtime drives: SIP and RTP input with the current time
+//! in, datagrams and media commands out, next deadline polled.
+//!
+//! ```text
+//!   handle_sip / handle_rtp / media_opened / handle_timeout   (events + now)
+//!        │
+//!        ▼  codec → transactions → dialogs/calls → app → media
+//!   poll_output() → Output::{Sip, Rtp, OpenMedia, CloseMedia}
+//!   poll_timeout() → the one deadline the shard's drive loop sleeps until
+//! ```
+//!
+//! One `Engine` per shard; a call lives on the shard its Call-ID hashes to. The
+//! engine does no I/O, never reads the clock and never spawns. Its only shared
+//! state is the [`CallGate`] (an atomic count) that makes the concurrent-call
+//! limit global across shards.
+//!
+//! Requests the engine sends inside a dialog go back over the flow the INVITE
+//! came from (address, port, connection), as RFC 5626 flows and "force rport"
+//! UAs do: trunks send from where they listen, and callers behind NAT can only
+//! be reached that way. The Request-URI and Route set are still the caller's
+//! Contact and Record-Route (§12.2.1.1).
+
+pub mod builtin;
+pub mod call;
+mod uas;
+
+use crate::media::prompt::PromptCache;
+use crate::sip::transaction::{ClientNonInvite, ServerInvite, ServerNonInvite, TimerConfig};
+use crate::sip::{TransactionKey, Transport};
+use call::{Call, CallRef};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Settings of one engine shard.
+#[derive(Clone, Debug)]
+pub struct EngineConfig {
+    pub timers: TimerConfig,
+    /// The RTP ports this shard may use (even numbers; disjoint between shards).
+    pub rtp_ports: Vec<u16>,
+    /// A call whose caller sends no RTP this long is hung up.
+    pub rtp_timeout: Duration,
+    /// Ring this long (180) before answering; zero answers at once.
+    pub answer_after: Duration,
+    /// The address put in Contact and SDP; `None` derives it per call.
+    pub advertise_ip: Option<IpAddr>,
+    /// Languages the built-in behaviour speaks, in order.
+    pub languages: Vec<String>,
+    /// The built-in behaviour hangs up after this long without a key press.
+    pub silence_timeout: Duration,
+    /// Show callers' numbers in logs (redacted by default).
+    pub show_numbers: bool,
+    /// Seeds tags, branches and SSRCs (distinct per shard and per start).
+    pub seed: u64,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            timers: TimerConfig::default(),
+            rtp_ports: (20000..30000).step_by(2).collect(),
+            rtp_timeout: Duration::from_secs(60),
+            answer_after: Duration::ZERO,
+            advertise_ip: None,
+            languages: vec!["sv".into(), "en".into()],
+            silence_timeout: Duration::from_secs(20),
+            show_numbers: false,
+            seed: 1,
+        }
+    }
+}
+
+/// The global limit on concurrent calls, shared by all shards.
+#[derive(Debug)]
+pub struct CallGate {
+    active: AtomicUsize,
+    max: usize,
+}
+
+impl CallGate {
+    pub fn new(max: usize) -> CallGate {
+        CallGate {
+            active: AtomicUsize::new(0),
+            max,
+        }
+    }
+
+    pub fn try_acquire(&self) -> bool {
+        self.active
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < self.max).then_some(n + 1)
+            })
+            .is_ok()
+    }
+
+    pub fn release(&self) {
+        let _ = self
+            .active
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
+    }
+
+    pub fn active(&self) -> usize {
+        self.active.load(Ordering::Acquire)
+    }
+}
+
+/// What the engine asks the runtime to do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Output {
+    /// Send a SIP message.
+    Sip {
+        transport: Transport,
+        to: SocketAddr,
+        data: Vec<u8>,
+    },
+    /// Send an RTP packet from the call's local port.
+    Rtp {
+        port: u16,
+        to: SocketAddr,
+        data: Vec<u8>,
+    },
+    /// Bind this local RTP port; answer with [`Engine::media_opened`].
+    OpenMedia { port: u16 },
+    /// The port is no longer used.
+    CloseMedia { port: u16 },
+}
+
+/// Counters of what the engine saw (exported by the runtime).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    pub requests: u64,
+    pub responses: u64,
+    /// Malformed requests answered with 4xx/5xx.
+    pub rejected_malformed: u64,
+    /// Malformed messages that could not be answered and were dropped.
+    pub dropped_malformed: u64,
+    pub stray_responses: u64,
+    pub retransmissions_absorbed: u64,
+    pub calls_started: u64,
+    pub calls_ended: u64,
+    pub calls_refused_busy: u64,
+    pub rtp_timeouts: u64,
+    pub digits: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum TimerRef {
+    Server(TransactionKey),
+    Client(TransactionKey),
+    Call(CallRef),
+}
+
+impl PartialOrd for TransactionKey {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for TransactionKey {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (&self.id, &self.method).cmp(&(&other.id, &other.method))
+    }
+}
+
+#[derive(Debug)]
+enum ServerTx {
+    Invite {
+        tx: ServerInvite,
+        call: Option<CallRef>,
+        transport: Transport,
+        dest: SocketAddr,
+    },
+    NonInvite {
+        tx: ServerNonInvite,
+        transport: Transport,
+        dest: SocketAddr,
+    },
+}
+
+#[derive(Debug)]
+struct ClientTx {
+    tx: ClientNonInvite,
+    transport: Transport,
+    dest: SocketAddr,
+}
+
+pub struct Engine {
+    cfg: EngineConfig,
+    prompts: PromptCache,
+    gate: Arc<CallGate>,
+    calls: HashMap<CallRef, Call>,
+    by_call_id: HashMap<String, CallRef>,
+    by_port: HashMap<u16, CallRef>,
+    server_tx: HashMap<TransactionKey, ServerTx>,
+    client_tx: HashMap<TransactionKey, ClientTx>,
+    free_ports: VecDeque<u16>,
+    timers: BinaryHeap<Reverse<(Instant, TimerRef)>>,
+    out: VecDeque<Output>,
+    /// INVITEs of calls not yet answered (their 200 copies Record-Route etc.).
+    pending_invites: HashMap<CallRef, crate::sip::message::Request>,
+    next_call: u64,
+    draining: bool,
+    rng: u64,
+    pub stats: Stats,
+}
+
+impl Engine {
+    pub fn new(cfg: EngineConfig, prompts: PromptCache, gate: Arc<CallGate>) -> Engine {
+        let free_ports = cfg.rtp_ports.iter().copied().collect();
+        let rng = cfg.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        Engine {
+            cfg,
+            prompts,
+            gate,
+            calls: HashMap::new(),
+            by_call_id: HashMap::new(),
+            by_port: HashMap::new(),
+            server_tx: HashMap::new(),
+            client_tx: HashMap::new(),
+            free_ports,
+            timers: BinaryHeap::new(),
+            out: VecDeque::new(),
+            pending_invites: HashMap::new(),
+            next_call: 1,
+            draining: false,
+            rng,
+            stats: Stats::default(),
+        }
+    }
+
+    pub fn config(&self) -> &EngineConfig {
+        &self.cfg
+    }
+
+    /// Calls on this shard.
+    pub fn call_count(&self) -> usize {
+        self.calls.len()
+    }
+
+    /// Server and client transactions alive on this shard.
+    pub fn transaction_count(&self) -> usize {
+        self.server_tx.len() + self.client_tx.len()
+    }
+
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.out.pop_front()
+    }
+
+    /// The earliest deadline (may be early, never late).
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.timers.peek().map(|Reverse((t, _))| *t)
+    }
+
+    fn random(&mut self) -> u64 {
+        // xorshift64*: tags, branches and SSRCs need uniqueness, not secrecy.
+        let mut x = self.rng;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.rng = x;
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    fn token(&mut self) -> String {
+        format!("{:016x}", self.random())
+    }
+
+    fn schedule(&mut self, at: Option<Instant>, what: TimerRef) {
+        if let Some(t) = at {
+            self.timers.push(Reverse((t, what)));
+        }
+    }
+
+    fn schedule_call(&mut self, id: CallRef) {
+        let at = self
+            .calls
+            .get(&id)
+            .and_then(|c| c.poll_timeout(self.cfg.rtp_timeout));
+        self.schedule(at, TimerRef::Call(id));
+    }
+
+    fn send_sip(&mut self, transport: Transport, to: SocketAddr, data: Vec<u8>) {
+        self.out.push_back(Output::Sip {
+            transport,
+            to,
+            data,
+        });
+    }
+
+    /// Fires every timer due at `now`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        while let Some(Reverse((t, _))) = self.timers.peek() {
+            if *t > now {
+                break;
+            }
+            let Some(Reverse((_, what))) = self.timers.pop() else {
+                break;
+            };
+            match what {
+                TimerRef::Server(key) => self.server_tx_timeout(now, key),
+                TimerRef::Client(key) => self.client_tx_timeout(now, key),
+                TimerRef::Call(id) => {
+                    let due = self
+                        .calls
+                        .get(&id)
+                        .and_then(|c| c.poll_timeout(self.cfg.rtp_timeout))
+                        .is_some_and(|d| d <= now);
+                    if due {
+                        self.call_timeout(now, id);
+                    }
+                }
+            }
+        }
+    }
+
+    fn server_tx_timeout(&mut self, now: Instant, key: TransactionKey) {
+        use crate::sip::transaction::{Action, Timer};
+        let Some(stx) = self.server_tx.get_mut(&key) else {
+            return;
+        };
+        let (action, next, transport, dest, call) = match stx {
+            ServerTx::Invite {
+                tx,
+                call,
+                transport,
+                dest,
+            } => {
+                if tx.poll_timeout().is_none_or(|t| t > now) {
+                    return;
+                }
+                let a = tx.handle_timeout(now);
+                (a, tx.poll_timeout(), *transport, *dest, *call)
+            }
+            ServerTx::NonInvite {
+                tx,
+                transport,
+                dest,
+            } => {
+                if tx.poll_timeout().is_none_or(|t| t > now) {
+                    return;
+                }
+                let a = tx.handle_timeout(now);
+                (a, tx.poll_timeout(), *transport, *dest, None)
+            }
+        };
+        match action {
+            Some(Action::Retransmit(bytes)) => self.send_sip(transport, dest, bytes),
+            Some(Action::TimedOut(Timer::H)) => {
+                self.server_tx.remove(&key);
+                if let Some(id) = call {
+                    // No ACK for our 2xx: end the dialog with BYE (§13.3.1.4).
+                    if self
+                        .calls
+                        .get(&id)
+                        .is_some_and(|c| c.state == call::CallState::Answered)
+                    {
+                        tracing::warn!(call = %id, "no ACK for 200 OK (timer H); hanging up");
+                        self.end_call(now, id, true, "no ACK");
+                    }
+                }
+                return;
+            }
+            Some(Action::TimedOut(_)) | Some(Action::Terminated) => {
+                self.server_tx.remove(&key);
+                return;
+            }
+            None => {}
+        }
+        if let Some(ServerTx::Invite { tx, .. }) = self.server_tx.get(&key) {
+            if tx.is_terminated() {
+                self.server_tx.remove(&key);
+                return;
+            }
+        }
+        self.schedule(next, TimerRef::Server(key));
+    }
+
+    fn client_tx_timeout(&mut self, now: Instant, key: TransactionKey) {
+        use crate::sip::transaction::Action;
+        let Some(ctx) = self.client_tx.get_mut(&key) else {
+            return;
+        };
+        if ctx.tx.poll_timeout().is_none_or(|t| t > now) {
+            return;
+        }
+        match ctx.tx.handle_timeout(now) {
+            Some(Action::Retransmit(b)) => {
+                let (t, d) = (ctx.transport, ctx.dest);
+                let next = ctx.tx.poll_timeout();
+                self.send_sip(t, d, b);
+                self.schedule(next, TimerRef::Client(key));
+            }
+            Some(Action::TimedOut(_)) | Some(Action::Terminated) => {
+                self.client_tx.remove(&key);
+            }
+            None => {
+                let next = ctx.tx.poll_timeout();
+                self.schedule(next, TimerRef::Client(key));
+            }
+        }
+    }
+
+    /// The runtime bound (or failed to bind) a port asked for with `OpenMedia`.
+    pub fn media_opened(&mut self, now: Instant, port: u16, ok: bool) {
+        self.on_media_opened(now, port, ok);
+    }
+
+    /// An RTP/RTCP datagram arrived on a call's port.
+    pub fn handle_rtp(&mut self, now: Instant, port: u16, from: SocketAddr, data: &[u8]) {
+        let Some(&id) = self.by_port.get(&port) else {
+            return;
+        };
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        let Some(media) = call.media.as_mut() else {
+            return;
+        };
+        media.on_packet(now, from, data);
+        self.drain_media_events(now, id);
+    }
+
+    /// Stop taking new calls (they get 503); calls in progress go on.
+    pub fn set_draining(&mut self) {
+        self.draining = true;
+    }
+
+    /// Calls that are up, for graceful shutdown.
+    pub fn active_calls(&self) -> usize {
+        self.calls.len()
+    }
+}

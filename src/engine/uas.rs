@@ -1,0 +1,1068 @@
+//! The UAS core (RFC 3261 §8.2, §12, §13.3, §15): what the engine does with each
+//! request, and the life of a call from INVITE to BYE.
+
+use super::builtin::{AppEvent, Builtin, Command};
+use super::call::{redact, Call, CallRef, CallState, Dialog};
+use super::{ClientTx, Engine, Output, ServerTx, TimerRef};
+use crate::media::session::{MediaEvent, MediaSession, MediaTransport};
+use crate::sip::header::{NameAddr, Uri};
+use crate::sip::message::{HeaderName, Message, Method, Request, Response};
+use crate::sip::parse::{parse_message, Malformed};
+use crate::sip::sdp::{self, Direction, Negotiated, SessionDescription};
+use crate::sip::transaction::{ClientNonInvite, ServerInvite, ServerNonInvite};
+use crate::sip::{
+    can_answer, make_response, make_response_from_headers, response_destination, TransactionKey,
+    Transport,
+};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::Instant;
+
+const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO";
+const ACCEPT: &str = "application/sdp, application/dtmf-relay, application/dtmf";
+/// Methods the engine knows but does not serve as a UAS: 405, not 501.
+const KNOWN_UNSUPPORTED: [&str; 8] = [
+    "REGISTER",
+    "PRACK",
+    "UPDATE",
+    "SUBSCRIBE",
+    "NOTIFY",
+    "REFER",
+    "MESSAGE",
+    "PUBLISH",
+];
+
+impl Engine {
+    /// A SIP message arrived. `local` is the address it arrived on; `stream` is
+    /// true when the runtime already framed it from a TCP stream.
+    pub fn handle_sip(
+        &mut self,
+        now: Instant,
+        transport: Transport,
+        source: SocketAddr,
+        local: SocketAddr,
+        data: &[u8],
+    ) {
+        match parse_message(data, transport.is_reliable()) {
+            Ok(Message::Request(req)) => {
+                self.stats.requests += 1;
+                self.on_request(now, transport, source, local, req);
+            }
+            Ok(Message::Response(resp)) => {
+                self.stats.responses += 1;
+                self.on_response(now, resp);
+            }
+            Err(Malformed {
+                error,
+                headers: Some(h),
+            }) if can_answer(&h) && !is_ack(&h) => {
+                self.stats.rejected_malformed += 1;
+                tracing::debug!(%source, %error, "malformed request refused");
+                let mut resp = make_response_from_headers(&h, error.status(), Some("x"), source);
+                resp.reason = error.to_string();
+                // Send where a response to this request would go (§18.2.2).
+                let dest = Request {
+                    method: Method::Options,
+                    uri: String::new(),
+                    headers: h,
+                    body: Vec::new(),
+                };
+                let to = response_destination(&dest, transport, source);
+                self.send_sip(transport, to, resp.to_bytes());
+            }
+            Err(Malformed { error, .. }) => {
+                self.stats.dropped_malformed += 1;
+                tracing::debug!(%source, %error, "malformed message dropped");
+            }
+        }
+    }
+
+    fn on_request(
+        &mut self,
+        now: Instant,
+        transport: Transport,
+        source: SocketAddr,
+        local: SocketAddr,
+        req: Request,
+    ) {
+        let dest = response_destination(&req, transport, source);
+        match req.method {
+            Method::Ack => return self.on_ack(now, &req),
+            Method::Cancel => return self.on_cancel(now, transport, source, dest, &req),
+            _ => {}
+        }
+        let Some(key) = TransactionKey::server(&req, &req.method) else {
+            self.stats.dropped_malformed += 1;
+            return;
+        };
+        // A retransmission: the transaction answers it, nothing else sees it.
+        if let Some(stx) = self.server_tx.get(&key) {
+            self.stats.retransmissions_absorbed += 1;
+            let resend = match stx {
+                ServerTx::Invite { tx, .. } => tx.on_request_retransmit(),
+                ServerTx::NonInvite { tx, .. } => tx.on_request_retransmit(),
+            };
+            if let Some(b) = resend {
+                self.send_sip(transport, dest, b);
+            }
+            return;
+        }
+        let to_tag = req
+            .headers
+            .get(&HeaderName::To)
+            .and_then(|t| NameAddr::parse(t).ok())
+            .and_then(|n| n.tag().map(str::to_string));
+        match (&req.method, to_tag) {
+            (Method::Invite, None) => {
+                self.on_initial_invite(now, transport, source, local, dest, key, req)
+            }
+            (Method::Invite, Some(tag)) => {
+                self.on_reinvite(now, transport, source, dest, key, req, &tag)
+            }
+            (Method::Bye, _) | (Method::Info, _) => {
+                self.on_in_dialog(now, transport, source, dest, key, req)
+            }
+            (Method::Options, _) => {
+                let mut r = make_response(&req, 200, Some(&self.token()), source);
+                r.headers.push(HeaderName::Allow, ALLOW);
+                r.headers.push(HeaderName::Accept, ACCEPT);
+                self.reply_non_invite(now, transport, dest, key, r);
+            }
+            (m, _) => {
+                let status = if KNOWN_UNSUPPORTED.contains(&m.as_str()) {
+                    405
+                } else {
+                    501
+                };
+                let mut r = make_response(&req, status, Some(&self.token()), source);
+                r.headers.push(HeaderName::Allow, ALLOW);
+                self.reply_non_invite(now, transport, dest, key, r);
+            }
+        }
+    }
+
+    fn reply_non_invite(
+        &mut self,
+        now: Instant,
+        transport: Transport,
+        dest: SocketAddr,
+        key: TransactionKey,
+        resp: Response,
+    ) {
+        let mut tx = ServerNonInvite::new(self.cfg.timers, transport.is_reliable());
+        if let Some(b) = tx.send_response(now, resp.status, resp.to_bytes()) {
+            self.send_sip(transport, dest, b);
+        }
+        let next = tx.poll_timeout();
+        self.server_tx.insert(
+            key.clone(),
+            ServerTx::NonInvite {
+                tx,
+                transport,
+                dest,
+            },
+        );
+        self.schedule(next, TimerRef::Server(key));
+    }
+
+    /// Checks an initial INVITE against what a UAS must refuse (§8.2.2–8.2.3).
+    fn screen_invite(
+        &self,
+        req: &Request,
+    ) -> Result<Option<Negotiated>, (u16, Vec<(HeaderName, String)>)> {
+        let uri = Uri::parse(&req.uri).map_err(|_| (400, vec![]))?;
+        let _ = uri;
+        let required: Vec<&str> = req
+            .headers
+            .list(&HeaderName::Require)
+            .chain(req.headers.list(&HeaderName::ProxyRequire))
+            .collect();
+        if !required.is_empty() {
+            return Err((420, vec![(HeaderName::Unsupported, required.join(", "))]));
+        }
+        if let Some(accept) = req.headers.get(&HeaderName::Accept) {
+            let ok = crate::sip::message::split_list(accept).any(|a| {
+                let a = a
+                    .split(';')
+                    .next()
+                    .unwrap_or("")
+                    .trim()
+                    .to_ascii_lowercase();
+                a == "application/sdp" || a == "application/*" || a == "*/*"
+            });
+            if !ok {
+                return Err((406, vec![(HeaderName::Accept, "application/sdp".into())]));
+            }
+        }
+        if req.body.is_empty() {
+            return Ok(None); // Late offer: ours goes in the 200, theirs in the ACK.
+        }
+        let ct = req.headers.get(&HeaderName::ContentType).unwrap_or("");
+        let ct = ct
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
+        let sdp_body = if ct == "application/sdp" {
+            req.body.clone()
+        } else if ct == "multipart/mixed" {
+            match sdp_part(req) {
+                Some(b) => b,
+                None => return Err((415, vec![(HeaderName::Accept, "application/sdp".into())])),
+            }
+        } else {
+            return Err((415, vec![(HeaderName::Accept, "application/sdp".into())]));
+        };
+        let sd = SessionDescription::parse(&sdp_body).map_err(|e| (e.status(), vec![]))?;
+        sdp::negotiate(&sd)
+            .map(Some)
+            .map_err(|e| (e.status(), vec![]))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn on_initial_invite(
+        &mut self,
+        now: Instant,
+        transport: Transport,
+        source: SocketAddr,
+        local: SocketAddr,
+        dest: SocketAddr,
+        key: TransactionKey,
+        req: Request,
+    ) {
+        let local_tag = self.token();
+        let reliable = transport.is_reliable();
+        let trying = make_response(&req, 100, None, source).to_bytes();
+        let mut tx = ServerInvite::new(self.cfg.timers, reliable, trying.clone());
+        self.send_sip(transport, dest, trying);
+
+        let refuse = |this: &mut Engine,
+                      mut tx: ServerInvite,
+                      status: u16,
+                      extra: Vec<(HeaderName, String)>| {
+            let mut r = make_response(&req, status, Some(&local_tag), source);
+            for (n, v) in extra {
+                r.headers.push(n, v);
+            }
+            if let Some(b) = tx.send_response(now, status, r.to_bytes()) {
+                this.send_sip(transport, dest, b);
+            }
+            let next = tx.poll_timeout();
+            this.server_tx.insert(
+                key.clone(),
+                ServerTx::Invite {
+                    tx,
+                    call: None,
+                    transport,
+                    dest,
+                },
+            );
+            this.schedule(next, TimerRef::Server(key.clone()));
+        };
+
+        let call_id = req
+            .headers
+            .get(&HeaderName::CallId)
+            .unwrap_or("")
+            .to_string();
+        if self.by_call_id.contains_key(&call_id) {
+            return refuse(self, tx, 482, vec![]);
+        }
+        let offer = match self.screen_invite(&req) {
+            Ok(o) => o,
+            Err((status, extra)) => return refuse(self, tx, status, extra),
+        };
+        if self.draining || !self.gate.try_acquire() {
+            self.stats.calls_refused_busy += 1;
+            return refuse(self, tx, 503, vec![(HeaderName::RetryAfter, "5".into())]);
+        }
+        let Some(port) = self.free_ports.pop_front() else {
+            self.gate.release();
+            self.stats.calls_refused_busy += 1;
+            return refuse(self, tx, 503, vec![(HeaderName::RetryAfter, "5".into())]);
+        };
+
+        let from = req.headers.get(&HeaderName::From).unwrap_or("").to_string();
+        let to = req.headers.get(&HeaderName::To).unwrap_or("").to_string();
+        let remote_tag = NameAddr::parse(&from)
+            .ok()
+            .and_then(|n| n.tag().map(str::to_string))
+            .unwrap_or_default();
+        let caller = NameAddr::parse(&from)
+            .ok()
+            .and_then(|n| Uri::parse(&n.uri).ok())
+            .and_then(|u| u.user)
+            .unwrap_or_default();
+        let ruri = Uri::parse(&req.uri).ok();
+        let dialled = ruri
+            .as_ref()
+            .and_then(|u| u.user.clone())
+            .unwrap_or_default();
+        let remote_target = req
+            .headers
+            .list(&HeaderName::Contact)
+            .next()
+            .and_then(|c| NameAddr::parse(c).ok())
+            .map(|n| n.uri)
+            .unwrap_or_else(|| NameAddr::parse(&from).map(|n| n.uri).unwrap_or_default());
+        let route_set = req
+            .headers
+            .list(&HeaderName::RecordRoute)
+            .map(str::to_string)
+            .collect();
+        let remote_cseq = req
+            .headers
+            .get(&HeaderName::CSeq)
+            .and_then(|c| c.split_whitespace().next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0);
+        let local_ip = self.local_ip(local, ruri.as_ref(), source);
+
+        let id = CallRef(self.next_call);
+        self.next_call += 1;
+        let span = tracing::info_span!("call", call = %id, from = %redact(&caller, self.cfg.show_numbers), to = %dialled);
+        span.in_scope(
+            || tracing::info!(%source, transport = transport.via_name(), "incoming call"),
+        );
+        let session_id = self.random() >> 1;
+        let call = Call {
+            id,
+            dialog: Dialog {
+                call_id: call_id.clone(),
+                local_tag: local_tag.clone(),
+                remote_tag,
+                remote_uri_header: from,
+                local_uri_header: format!("{to};tag={local_tag}"),
+                remote_target,
+                route_set,
+                local_cseq: 0,
+                remote_cseq,
+                transport,
+                peer: source,
+                local,
+            },
+            state: CallState::OpeningMedia,
+            invite_key: key.clone(),
+            offer,
+            local_ip,
+            port,
+            port_attempts: 1,
+            media: None,
+            pending_media: None,
+            app: Builtin::new(self.cfg.languages.clone(), self.cfg.silence_timeout),
+            answer_at: None,
+            session_id,
+            sdp_version: 1,
+            started: now,
+            caller,
+            dialled,
+            span,
+        };
+        tx.send_response(now, 100, make_response(&req, 100, None, source).to_bytes());
+        self.server_tx.insert(
+            key.clone(),
+            ServerTx::Invite {
+                tx,
+                call: Some(id),
+                transport,
+                dest,
+            },
+        );
+        self.pending_invites.insert(id, req);
+        self.calls.insert(id, call);
+        self.by_call_id.insert(call_id, id);
+        self.by_port.insert(port, id);
+        self.stats.calls_started += 1;
+        self.out.push_back(Output::OpenMedia { port });
+    }
+
+    /// The address to advertise in Contact and SDP for a call.
+    fn local_ip(&self, local: SocketAddr, ruri: Option<&Uri>, source: SocketAddr) -> IpAddr {
+        if let Some(ip) = self.cfg.advertise_ip {
+            return ip;
+        }
+        if !local.ip().is_unspecified() {
+            return local.ip();
+        }
+        if let Some(ip) = ruri.and_then(|u| {
+            u.host
+                .trim_matches(|c| c == '[' || c == ']')
+                .parse::<IpAddr>()
+                .ok()
+        }) {
+            if !ip.is_unspecified() {
+                return ip;
+            }
+        }
+        if source.ip().is_loopback() {
+            return source.ip();
+        }
+        IpAddr::V4(Ipv4Addr::LOCALHOST)
+    }
+
+    pub(super) fn on_media_opened(&mut self, now: Instant, port: u16, ok: bool) {
+        let Some(&id) = self.by_port.get(&port) else {
+            return;
+        };
+        if !ok {
+            // The port is taken by someone else: never offer it again; try another.
+            self.by_port.remove(&port);
+            let next = self.free_ports.pop_front();
+            let Some(call) = self.calls.get_mut(&id) else {
+                return;
+            };
+            match next {
+                Some(p) if call.port_attempts < 8 => {
+                    call.port = p;
+                    call.port_attempts += 1;
+                    self.by_port.insert(p, id);
+                    self.out.push_back(Output::OpenMedia { port: p });
+                }
+                other => {
+                    if let Some(p) = other {
+                        self.free_ports.push_back(p);
+                    }
+                    call.port = 0;
+                    tracing::error!(call = %id, "no RTP port could be bound");
+                    self.fail_invite(now, id, 503);
+                }
+            }
+            return;
+        }
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        if call.state != CallState::OpeningMedia {
+            return;
+        }
+        if self.cfg.answer_after.is_zero() {
+            self.answer(now, id);
+        } else {
+            call.state = CallState::Ringing;
+            call.answer_at = Some(now + self.cfg.answer_after);
+            let tag = call.dialog.local_tag.clone();
+            self.send_provisional(now, id, 180, &tag);
+            self.schedule_call(id);
+        }
+    }
+
+    fn send_provisional(&mut self, now: Instant, id: CallRef, status: u16, tag: &str) {
+        let Some(call) = self.calls.get(&id) else {
+            return;
+        };
+        let key = call.invite_key.clone();
+        let Some(req) = self.pending_invites.get(&id) else {
+            return;
+        };
+        let mut r = make_response(req, status, Some(tag), call.dialog.peer);
+        r.headers.push(HeaderName::Contact, contact(call));
+        if let Some(ServerTx::Invite {
+            tx,
+            transport,
+            dest,
+            ..
+        }) = self.server_tx.get_mut(&key)
+        {
+            let (t, d) = (*transport, *dest);
+            if let Some(b) = tx.send_response(now, status, r.to_bytes()) {
+                self.send_sip(t, d, b);
+            }
+        }
+    }
+
+    /// Sends a final error to a call's INVITE and forgets the call.
+    fn fail_invite(&mut self, now: Instant, id: CallRef, status: u16) {
+        let Some(call) = self.calls.get(&id) else {
+            return;
+        };
+        let key = call.invite_key.clone();
+        let tag = call.dialog.local_tag.clone();
+        if let Some(req) = self.pending_invites.get(&id) {
+            let r = make_response(req, status, Some(&tag), call.dialog.peer);
+            if let Some(ServerTx::Invite {
+                tx,
+                transport,
+                dest,
+                call,
+            }) = self.server_tx.get_mut(&key)
+            {
+                *call = None;
+                let (t, d) = (*transport, *dest);
+                let sent = tx.send_response(now, status, r.to_bytes());
+                let next = tx.poll_timeout();
+                if let Some(b) = sent {
+                    self.send_sip(t, d, b);
+                }
+                self.schedule(next, TimerRef::Server(key));
+            }
+        }
+        self.end_call(now, id, false, "refused");
+    }
+
+    fn sdp_for(&self, call: &Call) -> String {
+        let direction = call
+            .media
+            .as_ref()
+            .map(|m| m.direction())
+            .or(call.offer.as_ref().map(|o| o.direction))
+            .unwrap_or(Direction::SendRecv);
+        sdp::write_answer(
+            call.offer.as_ref(),
+            call.local_ip,
+            call.port,
+            call.session_id,
+            call.sdp_version,
+            direction,
+        )
+    }
+
+    fn answer(&mut self, now: Instant, id: CallRef) {
+        let Some(req) = self.pending_invites.remove(&id) else {
+            return;
+        };
+        let ssrc = self.random() as u32;
+        let seq = self.random() as u16;
+        let ts = self.random() as u32;
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        call.answer_at = None;
+        let mut r = make_response(&req, 200, Some(&call.dialog.local_tag), call.dialog.peer);
+        r.headers.push(HeaderName::Contact, contact(call));
+        for rr in req.headers.get_all(&HeaderName::RecordRoute) {
+            r.headers.push(HeaderName::RecordRoute, rr);
+        }
+        r.headers.push(HeaderName::Allow, ALLOW);
+        r.headers.push(HeaderName::ContentType, "application/sdp");
+        if let Some(neg) = &call.offer {
+            call.media = Some(MediaSession::new(
+                now,
+                MediaTransport::Udp { port: call.port },
+                neg,
+                ssrc,
+                seq,
+                ts,
+            ));
+        } else {
+            call.pending_media = Some((ssrc, seq, ts));
+        }
+        let body = self.sdp_for(self.calls.get(&id).expect("call exists"));
+        r.body = body.into_bytes();
+        let call = self.calls.get_mut(&id).expect("call exists");
+        call.state = CallState::Answered;
+        let key = call.invite_key.clone();
+        call.span.in_scope(|| tracing::info!("answered"));
+        if let Some(ServerTx::Invite {
+            tx,
+            transport,
+            dest,
+            ..
+        }) = self.server_tx.get_mut(&key)
+        {
+            let (t, d) = (*transport, *dest);
+            let sent = tx.send_response(now, 200, r.to_bytes());
+            let next = tx.poll_timeout();
+            if let Some(b) = sent {
+                self.send_sip(t, d, b);
+            }
+            self.schedule(next, TimerRef::Server(key));
+        }
+        if self.calls.get(&id).is_some_and(|c| c.media.is_some()) {
+            self.app_event(now, id, AppEvent::Answered);
+        }
+        self.schedule_call(id);
+    }
+
+    fn find_dialog(&self, req: &Request) -> Option<CallRef> {
+        let call_id = req.headers.get(&HeaderName::CallId)?;
+        let id = *self.by_call_id.get(call_id)?;
+        let call = self.calls.get(&id)?;
+        let to_tag = NameAddr::parse(req.headers.get(&HeaderName::To)?)
+            .ok()?
+            .tag()
+            .map(str::to_string);
+        let from_tag = NameAddr::parse(req.headers.get(&HeaderName::From)?)
+            .ok()?
+            .tag()
+            .map(str::to_string)
+            .unwrap_or_default();
+        (to_tag.as_deref() == Some(call.dialog.local_tag.as_str())
+            && from_tag == call.dialog.remote_tag)
+            .then_some(id)
+    }
+
+    fn on_ack(&mut self, now: Instant, req: &Request) {
+        // ACK for a non-2xx final: same branch as the INVITE (§17.2.3).
+        if let Some(key) = TransactionKey::server(req, &Method::Invite) {
+            if let Some(ServerTx::Invite { tx, .. }) = self.server_tx.get_mut(&key) {
+                if *tx.state() == crate::sip::transaction::ServerInviteState::Completed {
+                    tx.on_ack(now);
+                    let next = tx.poll_timeout();
+                    self.schedule(next, TimerRef::Server(key));
+                    return;
+                }
+            }
+        }
+        // ACK for our 2xx: its own transaction, matched by dialog (§13.3.1.4).
+        let Some(id) = self.find_dialog(req) else {
+            return;
+        };
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        let key = call.invite_key.clone();
+        if let Some(ServerTx::Invite { tx, .. }) = self.server_tx.get_mut(&key) {
+            tx.on_ack(now);
+            if tx.is_terminated() {
+                self.server_tx.remove(&key);
+            }
+        }
+        let call = self.calls.get_mut(&id).expect("call exists");
+        if call.state == CallState::Answered {
+            call.state = CallState::Confirmed;
+        }
+        // Late offer: the answer arrives in the ACK.
+        if call.media.is_none() {
+            let neg = SessionDescription::parse(&req.body)
+                .ok()
+                .and_then(|sd| sdp::negotiate(&sd).ok());
+            match (neg, call.pending_media.take()) {
+                (Some(neg), Some((ssrc, seq, ts))) => {
+                    call.media = Some(MediaSession::new(
+                        now,
+                        MediaTransport::Udp { port: call.port },
+                        &neg,
+                        ssrc,
+                        seq,
+                        ts,
+                    ));
+                    call.offer = Some(neg);
+                    self.app_event(now, id, AppEvent::Answered);
+                    self.schedule_call(id);
+                }
+                _ => {
+                    tracing::warn!(call = %id, "late-offer ACK carried no usable SDP answer; hanging up");
+                    self.end_call(now, id, true, "no SDP answer");
+                }
+            }
+        }
+    }
+
+    fn on_cancel(
+        &mut self,
+        now: Instant,
+        transport: Transport,
+        source: SocketAddr,
+        dest: SocketAddr,
+        req: &Request,
+    ) {
+        let (Some(cancel_key), Some(invite_key)) = (
+            TransactionKey::server(req, &Method::Cancel),
+            TransactionKey::server(req, &Method::Invite),
+        ) else {
+            self.stats.dropped_malformed += 1;
+            return;
+        };
+        if let Some(ServerTx::NonInvite { tx, .. }) = self.server_tx.get(&cancel_key) {
+            if let Some(b) = tx.on_request_retransmit() {
+                self.send_sip(transport, dest, b);
+            }
+            return;
+        }
+        let target = match self.server_tx.get(&invite_key) {
+            Some(ServerTx::Invite { tx, call, .. }) => Some((
+                *tx.state() == crate::sip::transaction::ServerInviteState::Proceeding,
+                *call,
+            )),
+            _ => None,
+        };
+        let Some((pending, call)) = target else {
+            let r = make_response(req, 481, Some(&self.token()), source);
+            return self.reply_non_invite(now, transport, dest, cancel_key, r);
+        };
+        let tag = call
+            .and_then(|id| self.calls.get(&id))
+            .map(|c| c.dialog.local_tag.clone())
+            .unwrap_or_else(|| self.token());
+        let r = make_response(req, 200, Some(&tag), source);
+        self.reply_non_invite(now, transport, dest, cancel_key, r);
+        if pending {
+            if let Some(id) = call {
+                tracing::info!(call = %id, "cancelled before answer");
+                self.fail_invite(now, id, 487);
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn on_reinvite(
+        &mut self,
+        now: Instant,
+        transport: Transport,
+        source: SocketAddr,
+        dest: SocketAddr,
+        key: TransactionKey,
+        req: Request,
+        tag: &str,
+    ) {
+        let trying = make_response(&req, 100, None, source).to_bytes();
+        let mut tx = ServerInvite::new(self.cfg.timers, transport.is_reliable(), trying);
+        let found = self.find_dialog(&req);
+        let (status, body) = match found.and_then(|id| self.calls.get(&id).map(|c| (id, c.state))) {
+            None => (481, None),
+            Some((_, CallState::OpeningMedia | CallState::Ringing)) => (491, None),
+            Some((id, _)) => {
+                let neg = if req.body.is_empty() {
+                    Ok(None)
+                } else {
+                    SessionDescription::parse(&req.body)
+                        .map_err(|e| e.status())
+                        .and_then(|sd| sdp::negotiate(&sd).map_err(|e| e.status()))
+                        .map(Some)
+                };
+                match neg {
+                    Err(s) => (s, None),
+                    Ok(neg) => {
+                        let call = self.calls.get_mut(&id).expect("call exists");
+                        if let Some(neg) = neg {
+                            let held = !neg.direction.sends();
+                            if let Some(m) = call.media.as_mut() {
+                                m.update(now, &neg);
+                            }
+                            call.span.in_scope(|| tracing::info!(direction = ?neg.direction, "re-INVITE: {}", if held { "on hold" } else { "active" }));
+                            call.offer = Some(neg);
+                        }
+                        call.sdp_version += 1;
+                        let call = self.calls.get(&id).expect("call exists");
+                        (200, Some((self.sdp_for(call), contact(call))))
+                    }
+                }
+            }
+        };
+        let mut r = make_response(&req, status, Some(tag), source);
+        if let Some((sdp, contact)) = body {
+            r.headers.push(HeaderName::Contact, contact);
+            r.headers.push(HeaderName::ContentType, "application/sdp");
+            r.body = sdp.into_bytes();
+        }
+        if let Some(b) = tx.send_response(now, status, r.to_bytes()) {
+            self.send_sip(transport, dest, b);
+        }
+        let next = tx.poll_timeout();
+        self.server_tx.insert(
+            key.clone(),
+            ServerTx::Invite {
+                tx,
+                call: None,
+                transport,
+                dest,
+            },
+        );
+        self.schedule(next, TimerRef::Server(key));
+        if let Some(id) = found {
+            self.schedule_call(id);
+        }
+    }
+
+    fn on_in_dialog(
+        &mut self,
+        now: Instant,
+        transport: Transport,
+        source: SocketAddr,
+        dest: SocketAddr,
+        key: TransactionKey,
+        req: Request,
+    ) {
+        let Some(id) = self.find_dialog(&req) else {
+            let r = make_response(&req, 481, Some(&self.token()), source);
+            return self.reply_non_invite(now, transport, dest, key, r);
+        };
+        let tag = self
+            .calls
+            .get(&id)
+            .map(|c| c.dialog.local_tag.clone())
+            .unwrap_or_default();
+        match req.method {
+            Method::Bye => {
+                let r = make_response(&req, 200, Some(&tag), source);
+                self.reply_non_invite(now, transport, dest, key, r);
+                if let Some(c) = self.calls.get(&id) {
+                    c.span.in_scope(|| tracing::info!("caller hung up"));
+                }
+                self.end_call(now, id, false, "caller hung up");
+            }
+            _ => {
+                // INFO: DTMF relay (application/dtmf-relay or application/dtmf).
+                let ct = req.headers.get(&HeaderName::ContentType).unwrap_or("");
+                let digit = crate::media::dtmf::parse_info_body(ct, &req.body);
+                let status = if digit.is_some() || req.body.is_empty() {
+                    200
+                } else {
+                    415
+                };
+                let mut r = make_response(&req, status, Some(&tag), source);
+                if status == 415 {
+                    r.headers.push(HeaderName::Accept, ACCEPT);
+                }
+                self.reply_non_invite(now, transport, dest, key, r);
+                if let Some(d) = digit {
+                    self.stats.digits += 1;
+                    self.app_event(now, id, AppEvent::DigitReceived(d));
+                    self.schedule_call(id);
+                }
+            }
+        }
+    }
+
+    fn on_response(&mut self, now: Instant, resp: Response) {
+        let branch = resp
+            .headers
+            .list(&HeaderName::Via)
+            .next()
+            .and_then(|v| crate::sip::header::Via::parse(v).ok())
+            .and_then(|v| v.branch().map(str::to_string));
+        let method = resp
+            .headers
+            .get(&HeaderName::CSeq)
+            .and_then(|c| c.split_whitespace().nth(1))
+            .map(str::to_string);
+        let key = match (branch, method) {
+            (Some(b), Some(m)) => TransactionKey::client(&b, &m),
+            _ => {
+                self.stats.stray_responses += 1;
+                return;
+            }
+        };
+        let Some(ctx) = self.client_tx.get_mut(&key) else {
+            self.stats.stray_responses += 1;
+            return;
+        };
+        ctx.tx.on_response(now, resp.status);
+        let next = ctx.tx.poll_timeout();
+        self.schedule(next, TimerRef::Client(key));
+    }
+
+    /// Ends a call: BYE to the caller if asked, media closed, state dropped.
+    pub(super) fn end_call(&mut self, now: Instant, id: CallRef, send_bye: bool, reason: &str) {
+        let Some(mut call) = self.calls.remove(&id) else {
+            return;
+        };
+        self.pending_invites.remove(&id);
+        self.by_call_id.remove(&call.dialog.call_id);
+        if call.port != 0 {
+            self.by_port.remove(&call.port);
+            self.out.push_back(Output::CloseMedia { port: call.port });
+            self.free_ports.push_back(call.port);
+        }
+        self.gate.release();
+        self.stats.calls_ended += 1;
+        let secs = now.duration_since(call.started).as_secs_f32();
+        let sent = call.media.as_ref().map(|m| m.packets_sent).unwrap_or(0);
+        call.span
+            .in_scope(|| tracing::info!(reason, secs, rtp_sent = sent, "call ended"));
+        if send_bye {
+            self.send_bye(now, &mut call);
+        }
+    }
+
+    fn send_bye(&mut self, now: Instant, call: &mut Call) {
+        let d = &mut call.dialog;
+        d.local_cseq += 1;
+        let branch = format!("{}{}", crate::sip::MAGIC_COOKIE, self.token());
+        let mut headers = crate::sip::message::Headers::default();
+        headers.push(
+            HeaderName::Via,
+            format!(
+                "SIP/2.0/{} {};branch={branch};rport",
+                d.transport.via_name(),
+                host_port(call.local_ip, d.local.port())
+            ),
+        );
+        for r in &d.route_set {
+            headers.push(HeaderName::Route, r.clone());
+        }
+        headers.push(HeaderName::MaxForwards, "70");
+        headers.push(HeaderName::From, d.local_uri_header.clone());
+        headers.push(HeaderName::To, d.remote_uri_header.clone());
+        headers.push(HeaderName::CallId, d.call_id.clone());
+        headers.push(HeaderName::CSeq, format!("{} BYE", d.local_cseq));
+        let req = Request {
+            method: Method::Bye,
+            uri: d.remote_target.clone(),
+            headers,
+            body: Vec::new(),
+        };
+        let bytes = req.to_bytes();
+        let (transport, dest) = (d.transport, d.peer);
+        let tx = ClientNonInvite::new(now, self.cfg.timers, transport.is_reliable(), bytes.clone());
+        let key = TransactionKey::client(&branch, "BYE");
+        let next = tx.poll_timeout();
+        self.client_tx.insert(
+            key.clone(),
+            ClientTx {
+                tx,
+                transport,
+                dest,
+            },
+        );
+        self.schedule(next, TimerRef::Client(key));
+        self.send_sip(transport, dest, bytes);
+    }
+
+    pub(super) fn call_timeout(&mut self, now: Instant, id: CallRef) {
+        let rtp_timeout = self.cfg.rtp_timeout;
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        if call.answer_at.is_some_and(|t| now >= t) {
+            call.answer_at = None;
+            self.answer(now, id);
+            return;
+        }
+        if let Some(m) = call.media.as_ref() {
+            if m.direction().receives() && now >= m.last_rx() + rtp_timeout {
+                self.stats.rtp_timeouts += 1;
+                call.span.in_scope(|| {
+                    tracing::info!(
+                        secs = rtp_timeout.as_secs(),
+                        "no RTP from caller; hanging up"
+                    )
+                });
+                return self.end_call(now, id, true, "rtp timeout");
+            }
+        }
+        if let Some(m) = call.media.as_mut() {
+            let port = match m.transport {
+                MediaTransport::Udp { port } => port,
+            };
+            loop {
+                let mut buf = Vec::with_capacity(172);
+                let Some(to) = m.poll_transmit(now, &mut buf) else {
+                    break;
+                };
+                self.out.push_back(Output::Rtp {
+                    port,
+                    to,
+                    data: buf,
+                });
+            }
+        }
+        let cmds = call.app.handle_timeout(now);
+        self.run_commands(now, id, cmds);
+        self.drain_media_events(now, id);
+    }
+
+    pub(super) fn drain_media_events(&mut self, now: Instant, id: CallRef) {
+        loop {
+            let Some(call) = self.calls.get_mut(&id) else {
+                return;
+            };
+            let Some(ev) = call.media.as_mut().and_then(|m| m.poll_event()) else {
+                break;
+            };
+            let ev = match ev {
+                MediaEvent::DigitReceived(d) => {
+                    self.stats.digits += 1;
+                    call.span
+                        .in_scope(|| tracing::debug!(digit = %d.0, "digit"));
+                    AppEvent::DigitReceived(d)
+                }
+                MediaEvent::PlaybackFinished => AppEvent::PlaybackFinished,
+            };
+            self.app_event(now, id, ev);
+        }
+        self.schedule_call(id);
+    }
+
+    fn app_event(&mut self, now: Instant, id: CallRef, ev: AppEvent) {
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        let cmds = call.app.on_event(now, ev);
+        self.run_commands(now, id, cmds);
+    }
+
+    fn run_commands(&mut self, now: Instant, id: CallRef, cmds: Vec<Command>) {
+        for cmd in cmds {
+            match cmd {
+                Command::Play(names) => {
+                    let prompts: Vec<_> = names
+                        .iter()
+                        .filter_map(|n| {
+                            let p = self.prompts.get(n).cloned();
+                            if p.is_none() {
+                                tracing::warn!(prompt = %n, "prompt not found; skipped");
+                            }
+                            p
+                        })
+                        .collect();
+                    if let Some(m) = self.calls.get_mut(&id).and_then(|c| c.media.as_mut()) {
+                        m.play(prompts);
+                    }
+                }
+                Command::Hangup => {
+                    self.end_call(now, id, true, "hung up by engine");
+                    return;
+                }
+            }
+        }
+    }
+}
+
+fn host_port(ip: IpAddr, port: u16) -> String {
+    match ip {
+        IpAddr::V6(v6) => format!("[{v6}]:{port}"),
+        IpAddr::V4(v4) => format!("{v4}:{port}"),
+    }
+}
+
+fn contact(call: &Call) -> String {
+    let t = match call.dialog.transport {
+        Transport::Udp => "",
+        Transport::Tcp(_) => ";transport=tcp",
+    };
+    format!(
+        "<sip:vaxel@{}{t}>",
+        host_port(call.local_ip, call.dialog.local.port())
+    )
+}
+
+fn is_ack(h: &crate::sip::message::Headers) -> bool {
+    // Never answer an ACK, even a broken one (§17.2.1).
+    h.get(&HeaderName::CSeq)
+        .and_then(|c| c.split_whitespace().nth(1))
+        .is_some_and(|m| m == "ACK")
+}
+
+/// The SDP part of a multipart/mixed body (RFC 2046 §5.1), if any.
+fn sdp_part(req: &Request) -> Option<Vec<u8>> {
+    let ct = req.headers.get(&HeaderName::ContentType)?;
+    let boundary = ct.split(';').find_map(|p| {
+        let (k, v) = p.split_once('=')?;
+        k.trim()
+            .eq_ignore_ascii_case("boundary")
+            .then(|| v.trim().trim_matches('"').to_string())
+    })?;
+    let delim = format!("--{boundary}");
+    let body = &req.body;
+    let text_positions: Vec<usize> = body
+        .windows(delim.len())
+        .enumerate()
+        .filter(|(_, w)| *w == delim.as_bytes())
+        .map(|(i, _)| i)
+        .collect();
+    for pair in text_positions.windows(2) {
+        let part = &body[pair[0] + delim.len()..pair[1]];
+        let split = part.windows(4).position(|w| w == b"\r\n\r\n")?;
+        let head = String::from_utf8_lossy(&part[..split]).to_ascii_lowercase();
+        if head.contains("content-type: application/sdp") {
+            let mut content = part[split + 4..].to_vec();
+            while content.ends_with(b"\r\n") {
+                content.truncate(content.len() - 2);
+            }
+            content.extend_from_slice(b"\r\n");
+            return Some(content);
+        }
+    }
+    None
+}

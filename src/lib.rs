@@ -1,0 +1,24 @@
+//! Växel: a telephony IVR and call-routing engine.
+//!
+//! # Architecture: pure cores, thin shells
+//!
+//! * [`sip`], [`media`] and [`engine`] are pure: events and the current time in,
+//!   output polled, no I/O, no clock, no spawning. They are tested on virtual time.
+//! * [`runtime`] is the tokio shell: sockets, the drive loops, the clock, signals.
+//!
+//! # The drive-loop contract
+//!
+//! Each shard owns one [`engine::Engine`]. Its loop:
+//! 1. feeds every input (`handle_sip`, `handle_rtp`, `media_opened`) with `now`;
+//! 2. drains `poll_output()` and performs each [`engine::Output`];
+//! 3. sleeps until `poll_timeout()` (or the next input) and calls
+//!    `handle_timeout(now)`.
+//!
+//! Prompt packets for all the shard's calls are paced by this one loop: there is
+//! no timer task per call.
+
+pub mod config;
+pub mod engine;
+pub mod media;
+pub mod runtime;
+pub mod sip;

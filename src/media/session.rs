@@ -1,0 +1,239 @@
+//! One call's audio leg: RTP send and receive (RFC 3550), pure.
+//!
+//! The session paces prompt frames on an absolute 20 ms schedule that the
+//! shard's drive loop polls (`poll_timeout` / `poll_transmit`); it never owns a
+//! timer. It latches onto the address the caller's RTP really comes from
+//! (symmetric RTP, RFC 4961) for callers behind NAT, ignores RTCP that shares
+//! the port (RFC 5761 §4), and reports key presses from RFC 4733 events or,
+//! when the caller negotiated no telephone-event, from in-band tones.
+//!
+//! The session produces plain RTP packets and takes plain RTP packets: the
+//! transport that carries them (a UDP port today; ICE + DTLS-SRTP for a WebRTC
+//! leg later) is the runtime's concern, named by [`MediaTransport`].
+
+use super::dtmf::{Digit, EventReceiver};
+use super::g711::Codec;
+use super::goertzel::ToneDetector;
+use super::player::Player;
+use super::prompt::{Prompt, FRAME_SAMPLES};
+use crate::sip::sdp::{Direction, Negotiated};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+pub const PTIME: Duration = Duration::from_millis(20);
+/// How far behind schedule the sender may fall before it skips instead of
+/// bursting (a burst would only arrive as jitter).
+const MAX_CATCH_UP: u32 = 3;
+/// A latched source is given up for a new one only after this much silence.
+const RELATCH_AFTER: Duration = Duration::from_secs(2);
+
+/// How the leg's packets travel. Only plain RTP on a UDP port exists today.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MediaTransport {
+    /// Plain RTP/AVP on this local UDP port.
+    Udp { port: u16 },
+}
+
+/// What the session tells the call.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MediaEvent {
+    DigitReceived(Digit),
+    PlaybackFinished,
+}
+
+#[derive(Debug)]
+pub struct MediaSession {
+    pub transport: MediaTransport,
+    remote: SocketAddr,
+    latched: bool,
+    codec: Codec,
+    payload_type: u8,
+    dtmf_pt: Option<u8>,
+    direction: Direction,
+    ssrc: u32,
+    seq: u16,
+    timestamp: u32,
+    next_send: Instant,
+    last_rx: Instant,
+    last_from_latched: Instant,
+    marker: bool,
+    player: Player,
+    events: EventReceiver,
+    tones: ToneDetector,
+    pcm: Vec<i16>,
+    pub packets_sent: u64,
+    pub packets_received: u64,
+    pending: Vec<MediaEvent>,
+}
+
+impl MediaSession {
+    pub fn new(
+        now: Instant,
+        transport: MediaTransport,
+        neg: &Negotiated,
+        ssrc: u32,
+        seq: u16,
+        timestamp: u32,
+    ) -> MediaSession {
+        MediaSession {
+            transport,
+            remote: neg.remote,
+            latched: false,
+            codec: neg.codec,
+            payload_type: neg.payload_type,
+            dtmf_pt: neg.dtmf_payload_type,
+            direction: neg.direction,
+            ssrc,
+            seq,
+            timestamp,
+            next_send: now,
+            last_rx: now,
+            last_from_latched: now,
+            marker: true,
+            player: Player::default(),
+            events: EventReceiver::default(),
+            tones: ToneDetector::default(),
+            pcm: Vec::with_capacity(FRAME_SAMPLES),
+            packets_sent: 0,
+            packets_received: 0,
+            pending: Vec::new(),
+        }
+    }
+
+    /// A new offer/answer (re-INVITE): hold, resume, new address or codec.
+    pub fn update(&mut self, now: Instant, neg: &Negotiated) {
+        let resumed = !self.direction.sends() && neg.direction.sends();
+        if neg.remote != self.remote && !neg.remote.ip().is_unspecified() {
+            self.remote = neg.remote;
+            self.latched = false;
+        }
+        self.codec = neg.codec;
+        self.payload_type = neg.payload_type;
+        self.dtmf_pt = neg.dtmf_payload_type;
+        self.direction = neg.direction;
+        self.last_rx = now;
+        if resumed {
+            self.next_send = now;
+            self.marker = true;
+        }
+    }
+
+    pub fn codec(&self) -> Codec {
+        self.codec
+    }
+
+    pub fn direction(&self) -> Direction {
+        self.direction
+    }
+
+    pub fn remote(&self) -> SocketAddr {
+        self.remote
+    }
+
+    pub fn last_rx(&self) -> Instant {
+        self.last_rx
+    }
+
+    /// Replaces what is playing (barge-in semantics are the caller's choice).
+    pub fn play(&mut self, prompts: Vec<Arc<Prompt>>) {
+        self.player.play(prompts);
+        self.marker = true;
+    }
+
+    pub fn stop(&mut self) {
+        self.player.stop();
+    }
+
+    pub fn is_playing(&self) -> bool {
+        self.player.is_playing()
+    }
+
+    pub fn poll_event(&mut self) -> Option<MediaEvent> {
+        if self.pending.is_empty() {
+            None
+        } else {
+            Some(self.pending.remove(0))
+        }
+    }
+
+    /// An RTP (or stray RTCP) packet arrived on the leg's port.
+    pub fn on_packet(&mut self, now: Instant, from: SocketAddr, data: &[u8]) {
+        // RTCP multiplexed on the RTP port: PT 200–204 in the second octet.
+        if data.len() >= 2 && (200..=204).contains(&data[1]) {
+            return;
+        }
+        let Ok(rtp) = rtp_rs::RtpReader::new(data) else {
+            return;
+        };
+        let pt = rtp.payload_type();
+        if pt != self.payload_type && Some(pt) != self.dtmf_pt {
+            return;
+        }
+        if from != self.remote {
+            if self.latched && now.duration_since(self.last_from_latched) < RELATCH_AFTER {
+                return;
+            }
+            self.remote = from;
+        }
+        self.latched = true;
+        self.last_from_latched = now;
+        self.last_rx = now;
+        self.packets_received += 1;
+        if Some(pt) == self.dtmf_pt {
+            if let Some(d) = self.events.on_packet(rtp.timestamp(), rtp.payload()) {
+                self.pending.push(MediaEvent::DigitReceived(d));
+            }
+        } else if self.dtmf_pt.is_none() {
+            let codec = self.codec;
+            self.pcm.clear();
+            self.pcm
+                .extend(rtp.payload().iter().map(|b| codec.decode(*b)));
+            if let Some(d) = self.tones.on_frame(&self.pcm) {
+                self.pending.push(MediaEvent::DigitReceived(d));
+            }
+        }
+    }
+
+    /// The next time a packet is due, if the leg sends at all.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.direction.sends().then_some(self.next_send)
+    }
+
+    /// Writes the next due packet into `buf` and returns where to send it.
+    pub fn poll_transmit(&mut self, now: Instant, buf: &mut Vec<u8>) -> Option<SocketAddr> {
+        if !self.direction.sends() || now < self.next_send {
+            return None;
+        }
+        let behind = (now.duration_since(self.next_send).as_micros() / PTIME.as_micros()) as u32;
+        if behind > MAX_CATCH_UP {
+            // Stalled: skip the lost slots (timestamps keep real time) rather than burst.
+            self.timestamp = self.timestamp.wrapping_add(behind * FRAME_SAMPLES as u32);
+            self.next_send += PTIME * behind;
+            self.marker = true;
+        }
+        let (frame, finished) = self.player.next_frame(self.codec);
+        if finished {
+            self.pending.push(MediaEvent::PlaybackFinished);
+        }
+        let silence = [self.codec.silence(); FRAME_SAMPLES];
+        let payload = frame.unwrap_or(&silence);
+        let builder = rtp_rs::RtpPacketBuilder::new()
+            .payload_type(self.payload_type)
+            .ssrc(self.ssrc)
+            .sequence(rtp_rs::Seq::from(self.seq))
+            .timestamp(self.timestamp)
+            .marked(self.marker)
+            .payload(payload);
+        buf.clear();
+        buf.resize(12 + FRAME_SAMPLES, 0);
+        let n = builder.build_into(buf).ok()?;
+        buf.truncate(n);
+        self.marker = false;
+        self.seq = self.seq.wrapping_add(1);
+        self.timestamp = self.timestamp.wrapping_add(FRAME_SAMPLES as u32);
+        self.next_send += PTIME;
+        self.packets_sent += 1;
+        Some(self.remote)
+    }
+}

@@ -1,0 +1,156 @@
+//! The tokio shell: binds the SIP sockets, runs one drive loop per core (shard),
+//! routes each SIP message to the shard that owns its Call-ID, owns the per-call
+//! RTP sockets, and shuts down gracefully on SIGTERM/SIGINT (no new calls; calls
+//! in progress may finish, up to the drain timeout).
+//!
+//! Threads: one front thread (SIP UDP receive, TCP accept and connections) and N
+//! shard threads, each a current-thread runtime with its engine and its calls'
+//! RTP sockets. Nothing here decides anything about calls.
+
+mod front;
+mod shard;
+
+use crate::config::Config;
+use crate::engine::{CallGate, EngineConfig};
+use crate::media::prompt::{PromptCache, PromptError};
+use crate::sip::ConnId;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use thiserror::Error;
+use tokio::sync::mpsc;
+
+#[derive(Debug, Error)]
+pub enum RuntimeError {
+    #[error("cannot listen for SIP on {addr}: {source} (is another SIP server running? choose another with --sip-listen)")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Prompt(#[from] PromptError),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// A SIP message for a shard.
+#[derive(Debug)]
+pub(crate) enum ShardInput {
+    Sip {
+        transport: crate::sip::Transport,
+        source: SocketAddr,
+        local: SocketAddr,
+        data: Vec<u8>,
+    },
+    Drain,
+}
+
+/// Outgoing TCP writers by connection, shared by the front and the shards.
+pub(crate) type TcpWriters = Arc<Mutex<HashMap<ConnId, mpsc::UnboundedSender<Vec<u8>>>>>;
+
+/// Runs the engine until it is told to stop. Blocks the calling thread.
+pub fn serve(cfg: Config) -> Result<(), RuntimeError> {
+    let audio = cfg.audio_dir();
+    let started = std::time::Instant::now();
+    let prompts = PromptCache::load_dir(&audio)?;
+    tracing::info!(count = prompts.len(), dir = %audio.display(), ms = started.elapsed().as_millis() as u64, "prompts decoded and cached");
+
+    let listen = cfg.sip.listen;
+    let udp = std::net::UdpSocket::bind(listen).map_err(|source| RuntimeError::Bind {
+        addr: listen,
+        source,
+    })?;
+    let tcp =
+        std::net::TcpListener::bind(udp.local_addr()?).map_err(|source| RuntimeError::Bind {
+            addr: listen,
+            source,
+        })?;
+    udp.set_nonblocking(true)?;
+    tcp.set_nonblocking(true)?;
+    let sock = socket2::SockRef::from(&udp);
+    let _ = sock.set_recv_buffer_size(8 << 20);
+    let _ = sock.set_send_buffer_size(8 << 20);
+    let local = udp.local_addr()?;
+
+    let shards = if cfg.engine.shards == 0 {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    } else {
+        cfg.engine.shards
+    };
+    let (lo, hi) = cfg
+        .rtp_range()
+        .map_err(|e| std::io::Error::other(e.to_string()))?;
+    let gate = Arc::new(CallGate::new(cfg.sip.max_calls));
+    let writers: TcpWriters = Arc::default();
+    let stop = Arc::new(AtomicBool::new(false));
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(1)
+        ^ std::process::id() as u64;
+
+    let mut inboxes = Vec::new();
+    let mut handles = Vec::new();
+    for i in 0..shards {
+        let ports: Vec<u16> = (lo..hi)
+            .step_by(2)
+            .filter(|p| (((p - lo) / 2) as usize) % shards == i)
+            .collect();
+        let ecfg = EngineConfig {
+            timers: cfg.timers(),
+            rtp_ports: ports,
+            rtp_timeout: Duration::from_secs(cfg.rtp.timeout_s),
+            answer_after: Duration::from_millis(cfg.sip.answer_after_ms),
+            advertise_ip: cfg.sip.advertise,
+            languages: cfg.engine.languages.clone(),
+            silence_timeout: Duration::from_secs(cfg.engine.silence_timeout_s),
+            show_numbers: cfg.log.show_numbers,
+            seed: seed.wrapping_add(i as u64 * 0x1000_0000_0001),
+        };
+        let (tx, rx) = mpsc::channel(16_384);
+        inboxes.push(tx);
+        let ctx = shard::ShardContext {
+            index: i,
+            engine: ecfg,
+            prompts: prompts.clone(),
+            gate: gate.clone(),
+            udp: udp.try_clone()?,
+            writers: writers.clone(),
+            rtp_ip: listen.ip(),
+            drain_timeout: Duration::from_secs(cfg.engine.drain_timeout_s),
+        };
+        handles.push(
+            std::thread::Builder::new()
+                .name(format!("vaxel-shard-{i}"))
+                .spawn(move || shard::run(ctx, rx))?,
+        );
+    }
+
+    tracing::info!(%local, shards, rtp = %format!("{lo}-{hi}"), max_calls = cfg.sip.max_calls, "vaxel listening for SIP on UDP and TCP");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(front::run(udp, tcp, inboxes, writers, stop.clone()))?;
+    for h in handles {
+        let _ = h.join();
+    }
+    tracing::info!(calls_left = gate.active(), "stopped");
+    debug_assert!(stop.load(Ordering::Relaxed));
+    Ok(())
+}
+
+/// Picks the shard for a message: by Call-ID, so a call's requests, responses
+/// and retransmissions all reach the engine that owns it.
+pub(crate) fn shard_for(data: &[u8], shards: usize) -> usize {
+    use std::hash::{Hash, Hasher};
+    let Some(id) = crate::sip::parse::peek_call_id(data) else {
+        return 0;
+    };
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    id.hash(&mut h);
+    (h.finish() % shards as u64) as usize
+}

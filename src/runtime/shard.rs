@@ -1,0 +1,211 @@
+//! One shard's drive loop: a current-thread runtime owning an engine, its calls'
+//! RTP sockets, and the single sleep until the engine's next deadline.
+
+use super::{ShardInput, TcpWriters};
+use crate::engine::{CallGate, Engine, EngineConfig, Output};
+use crate::media::prompt::PromptCache;
+use crate::sip::Transport;
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::net::UdpSocket;
+use tokio::sync::{mpsc, Notify};
+use tokio::task::AbortHandle;
+
+pub(super) struct ShardContext {
+    pub index: usize,
+    pub engine: EngineConfig,
+    pub prompts: PromptCache,
+    pub gate: Arc<CallGate>,
+    pub udp: std::net::UdpSocket,
+    pub writers: TcpWriters,
+    pub rtp_ip: IpAddr,
+    pub drain_timeout: Duration,
+}
+
+struct Shard {
+    engine: Engine,
+    udp: std::net::UdpSocket,
+    writers: TcpWriters,
+    rtp_ip: IpAddr,
+    media: HashMap<u16, (Rc<UdpSocket>, AbortHandle)>,
+    send_errors: u64,
+}
+
+struct Shared {
+    shard: RefCell<Shard>,
+    /// When the drive loop will next wake, so RTP tasks know when to nudge it.
+    wake_at: Cell<Option<Instant>>,
+    notify: Notify,
+}
+
+pub(super) fn run(ctx: ShardContext, inbox: mpsc::Receiver<ShardInput>) {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            tracing::error!(shard = ctx.index, error = %e, "shard runtime failed to start");
+            return;
+        }
+    };
+    let local = tokio::task::LocalSet::new();
+    local.block_on(&rt, drive(ctx, inbox));
+}
+
+async fn drive(ctx: ShardContext, mut inbox: mpsc::Receiver<ShardInput>) {
+    let shared = Rc::new(Shared {
+        shard: RefCell::new(Shard {
+            engine: Engine::new(ctx.engine, ctx.prompts, ctx.gate),
+            udp: ctx.udp,
+            writers: ctx.writers,
+            rtp_ip: ctx.rtp_ip,
+            media: HashMap::new(),
+            send_errors: 0,
+        }),
+        wake_at: Cell::new(None),
+        notify: Notify::new(),
+    });
+    let mut drain_until: Option<Instant> = None;
+    loop {
+        let deadline = shared.shard.borrow().engine.poll_timeout();
+        shared.wake_at.set(deadline);
+        let sleep = async {
+            match deadline {
+                Some(t) => tokio::time::sleep_until(t.into()).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            biased;
+            _ = sleep => {
+                let mut s = shared.shard.borrow_mut();
+                s.engine.handle_timeout(Instant::now());
+                flush(&mut s, &shared);
+            }
+            msg = inbox.recv() => {
+                match msg {
+                    Some(ShardInput::Sip { transport, source, local, data }) => {
+                        let mut s = shared.shard.borrow_mut();
+                        let now = Instant::now();
+                        s.engine.handle_sip(now, transport, source, local, &data);
+                        // Take whatever else is queued before flushing (batching).
+                        while let Ok(ShardInput::Sip { transport, source, local, data }) = inbox.try_recv() {
+                            s.engine.handle_sip(now, transport, source, local, &data);
+                        }
+                        flush(&mut s, &shared);
+                    }
+                    Some(ShardInput::Drain) => {
+                        shared.shard.borrow_mut().engine.set_draining();
+                        drain_until = Some(Instant::now() + ctx.drain_timeout);
+                    }
+                    None => drain_until = Some(drain_until.unwrap_or_else(Instant::now)),
+                }
+            }
+            _ = shared.notify.notified() => {}
+        }
+        if let Some(until) = drain_until {
+            let s = shared.shard.borrow();
+            let idle = s.engine.active_calls() == 0 && s.engine.transaction_count() == 0;
+            if idle || Instant::now() >= until {
+                if !idle {
+                    tracing::warn!(
+                        calls = s.engine.active_calls(),
+                        "drain timeout: stopping with calls in progress"
+                    );
+                }
+                break;
+            }
+        }
+    }
+    inbox.close();
+}
+
+fn flush(s: &mut Shard, shared: &Rc<Shared>) {
+    while let Some(out) = s.engine.poll_output() {
+        match out {
+            Output::Rtp { port, to, data } => {
+                if let Some((sock, _)) = s.media.get(&port) {
+                    if sock.try_send_to(&data, to).is_err() {
+                        s.send_errors += 1;
+                    }
+                }
+            }
+            Output::Sip {
+                transport,
+                to,
+                data,
+            } => match transport {
+                Transport::Udp => {
+                    if s.udp.send_to(&data, to).is_err() {
+                        s.send_errors += 1;
+                    }
+                }
+                Transport::Tcp(id) => {
+                    let w = s.writers.lock().expect("writers lock");
+                    match w.get(&id) {
+                        Some(tx) => {
+                            let _ = tx.send(data);
+                        }
+                        None => s.send_errors += 1,
+                    }
+                }
+            },
+            Output::OpenMedia { port } => {
+                let ok = match open_rtp(s.rtp_ip, port) {
+                    Ok(sock) => {
+                        let sock = Rc::new(sock);
+                        let task = tokio::task::spawn_local(rtp_receive(
+                            sock.clone(),
+                            port,
+                            shared.clone(),
+                        ));
+                        s.media.insert(port, (sock, task.abort_handle()));
+                        true
+                    }
+                    Err(e) => {
+                        tracing::warn!(port, error = %e, "RTP port unavailable");
+                        false
+                    }
+                };
+                s.engine.media_opened(Instant::now(), port, ok);
+            }
+            Output::CloseMedia { port } => {
+                if let Some((_, task)) = s.media.remove(&port) {
+                    task.abort();
+                }
+            }
+        }
+    }
+}
+
+fn open_rtp(ip: IpAddr, port: u16) -> std::io::Result<UdpSocket> {
+    let sock = std::net::UdpSocket::bind(SocketAddr::new(ip, port))?;
+    sock.set_nonblocking(true)?;
+    UdpSocket::from_std(sock)
+}
+
+async fn rtp_receive(sock: Rc<UdpSocket>, port: u16, shared: Rc<Shared>) {
+    let mut buf = [0u8; 1500];
+    loop {
+        let Ok((n, from)) = sock.recv_from(&mut buf).await else {
+            tokio::task::yield_now().await;
+            continue;
+        };
+        let mut s = shared.shard.borrow_mut();
+        s.engine.handle_rtp(Instant::now(), port, from, &buf[..n]);
+        flush(&mut s, &shared);
+        let next = s.engine.poll_timeout();
+        drop(s);
+        // Wake the drive loop only if it now has something earlier to do.
+        if let Some(n) = next {
+            if shared.wake_at.get().is_none_or(|w| n < w) {
+                shared.notify.notify_one();
+            }
+        }
+    }
+}
