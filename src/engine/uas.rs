@@ -106,6 +106,25 @@ impl Engine {
             }
             return;
         }
+        // No extension is supported: any Require gets 420 (§8.2.2.3).
+        let required: Vec<&str> = req.headers.list(&HeaderName::Require).collect();
+        if !required.is_empty() {
+            let mut r = make_response(&req, 420, Some(&self.token()), source);
+            r.headers.push(HeaderName::Unsupported, required.join(", "));
+            if req.method == Method::Invite {
+                let trying = make_response(&req, 100, None, source).to_bytes();
+                let mut tx = ServerInvite::new(self.cfg.timers, transport.is_reliable(), trying);
+                if let Some(b) = tx.send_response(now, 420, r.to_bytes()) {
+                    self.send_sip(transport, dest, b);
+                }
+                let next = tx.poll_timeout();
+                self.server_tx.insert(key.clone(), ServerTx::Invite { tx, call: None, transport, dest });
+                self.schedule(next, TimerRef::Server(key));
+            } else {
+                self.reply_non_invite(now, transport, dest, key, r);
+            }
+            return;
+        }
         let to_tag = req
             .headers
             .get(&HeaderName::To)
@@ -171,14 +190,6 @@ impl Engine {
     ) -> Result<Option<Negotiated>, (u16, Vec<(HeaderName, String)>)> {
         let uri = Uri::parse(&req.uri).map_err(|_| (400, vec![]))?;
         let _ = uri;
-        let required: Vec<&str> = req
-            .headers
-            .list(&HeaderName::Require)
-            .chain(req.headers.list(&HeaderName::ProxyRequire))
-            .collect();
-        if !required.is_empty() {
-            return Err((420, vec![(HeaderName::Unsupported, required.join(", "))]));
-        }
         if let Some(accept) = req.headers.get(&HeaderName::Accept) {
             let ok = crate::sip::message::split_list(accept).any(|a| {
                 let a = a

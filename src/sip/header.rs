@@ -308,7 +308,9 @@ impl Via {
             .ok_or(bad.clone())?;
         parts.push(&rest[..end]);
         let rest = rest[end..].trim_start();
-        if !parts[0].eq_ignore_ascii_case("SIP") || parts[1] != "2.0" || !is_token(parts[2]) {
+        // The version is checked on the request line (505); any token is kept here
+        // so that a request of another version can still be answered.
+        if !parts[0].eq_ignore_ascii_case("SIP") || !is_token(parts[1]) || !is_token(parts[2]) {
             return Err(bad);
         }
         let (sent_by, params) = match rest.split_once(';') {

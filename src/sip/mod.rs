@@ -213,15 +213,11 @@ pub fn make_response_from_headers(
     }
 }
 
-/// Whether a raw header section carries what a stateless response needs.
+/// Whether a raw header section carries what a stateless response needs: a
+/// top Via to send it along (the other headers are copied when present, so that
+/// a request missing Call-ID or From still learns why it was refused).
 pub fn can_answer(h: &Headers) -> bool {
-    h.list(&HeaderName::Via)
-        .next()
-        .is_some_and(|v| Via::parse(v).is_ok())
-        && h.get(&HeaderName::From).is_some()
-        && h.get(&HeaderName::To).is_some()
-        && h.get(&HeaderName::CallId).is_some()
-        && h.get(&HeaderName::CSeq).is_some()
+    h.list(&HeaderName::Via).next().is_some_and(|v| Via::parse(v).is_ok())
 }
 
 #[cfg(test)]
