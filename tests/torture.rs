@@ -21,11 +21,20 @@ fn engine() -> Engine {
         Prompt::from_pcm("sv/welcome", vec![1000; 8000]),
         Prompt::from_pcm("en/welcome", vec![1000; 8000]),
     ]);
-    Engine::new(EngineConfig::default(), prompts, Arc::new(CallGate::new(100)))
+    Engine::new(
+        EngineConfig::default(),
+        prompts,
+        Arc::new(CallGate::new(100)),
+    )
 }
 
 /// Feeds one message and returns the status of every SIP response sent.
-fn feed(e: &mut Engine, now: Instant, transport: Transport, data: &[u8]) -> Vec<(u16, String, SocketAddr)> {
+fn feed(
+    e: &mut Engine,
+    now: Instant,
+    transport: Transport,
+    data: &[u8],
+) -> Vec<(u16, String, SocketAddr)> {
     let src: SocketAddr = "127.0.0.1:5060".parse().unwrap();
     let local: SocketAddr = "127.0.0.1:5090".parse().unwrap();
     e.handle_sip(now, transport, src, local, data);
@@ -44,7 +53,10 @@ fn feed(e: &mut Engine, now: Instant, transport: Transport, data: &[u8]) -> Vec<
                 out.push((status, parts.next().unwrap_or("").to_string(), to));
                 if let Ok(Message::Response(_)) = parse_datagram(&data) {
                 } else {
-                    assert!(status >= 400, "a success response that does not parse: {text}");
+                    assert!(
+                        status >= 400,
+                        "a success response that does not parse: {text}"
+                    );
                 }
             }
             _ => {}
@@ -66,10 +78,13 @@ fn expected(file: &str) -> Option<u16> {
         "intmeth.dat" | "esc02.dat" => 501,
         "mpart01.dat" => 405, // MESSAGE: known, not served
         // REGISTER: no registrar yet; known method, 405 with Allow.
-        "dblreq.dat" | "escnull.dat" | "cparam01.dat" | "cparam02.dat" | "regescrt.dat" | "unksm2.dat" | "regaut01.dat" => 405,
+        "dblreq.dat" | "escnull.dat" | "cparam01.dat" | "cparam02.dat" | "regescrt.dat"
+        | "unksm2.dat" | "regaut01.dat" => 405,
         // 3.1.2 invalid
-        "clerr.dat" | "ncl.dat" | "scalar02.dat" | "quotbal.dat" | "ltgtruri.dat" | "lwsruri.dat" | "lwsstart.dat" => 400,
-        "trws.dat" | "escruri.dat" | "regbadct.dat" | "mismatch01.dat" | "mismatch02.dat" | "insuf.dat" => 400,
+        "clerr.dat" | "ncl.dat" | "scalar02.dat" | "quotbal.dat" | "ltgtruri.dat"
+        | "lwsruri.dat" | "lwsstart.dat" => 400,
+        "trws.dat" | "escruri.dat" | "regbadct.dat" | "mismatch01.dat" | "mismatch02.dat"
+        | "insuf.dat" => 400,
         "multi01.dat" | "mcl01.dat" => 400,
         "baddn.dat" => 400, // strict: unquoted display name with a comma
         "badvers.dat" => 505,
@@ -78,7 +93,8 @@ fn expected(file: &str) -> Option<u16> {
         "invut.dat" => 415,
         "sdp01.dat" => 406,
         // Unanswerable: no usable Via, or a response nobody asked for.
-        "badinv01.dat" | "test.dat" | "bcast.dat" | "bigcode.dat" | "scalarlg.dat" | "noreason.dat" | "unreason.dat" => return None,
+        "badinv01.dat" | "test.dat" | "bcast.dat" | "bigcode.dat" | "scalarlg.dat"
+        | "noreason.dat" | "unreason.dat" => return None,
         other => panic!("no expectation for {other}"),
     })
 }
@@ -107,7 +123,9 @@ fn every_torture_message_gets_the_right_answer_over_udp_and_tcp() {
             } else {
                 // Frame as the runtime does: the first message of the stream.
                 match vaxel::sip::parse::frame_stream(&data) {
-                    vaxel::sip::parse::Framing::Complete { skip, end } => feed(&mut e, now, transport, &data[skip..end]),
+                    vaxel::sip::parse::Framing::Complete { skip, end } => {
+                        feed(&mut e, now, transport, &data[skip..end])
+                    }
                     _ => feed(&mut e, now, transport, &data),
                 }
             };
@@ -123,14 +141,24 @@ fn every_torture_message_gets_the_right_answer_over_udp_and_tcp() {
             // Error answers carry a reason saying what was wrong.
             for (status, reason, to) in &got {
                 assert!(!reason.is_empty(), "{name}: empty reason for {status}");
-                assert!(to.ip().is_loopback(), "{name}: answer sent off the machine to {to}");
+                assert!(
+                    to.ip().is_loopback(),
+                    "{name}: answer sent off the machine to {to}"
+                );
             }
         }
-        assert!(failures.is_empty(), "{transport:?}:\n{}", failures.join("\n"));
+        assert!(
+            failures.is_empty(),
+            "{transport:?}:\n{}",
+            failures.join("\n")
+        );
         assert!(e.stats.dropped_malformed + e.stats.stray_responses >= 5);
         // The engine is still fine: a plain OPTIONS is answered.
         let ping = b"OPTIONS sip:vaxel@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKping\r\nFrom: <sip:t@127.0.0.1>;tag=1\r\nTo: <sip:vaxel@127.0.0.1>\r\nCall-ID: ping\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n";
-        assert_eq!(feed(&mut e, now + Duration::from_secs(1), transport, ping)[0].0, 200);
+        assert_eq!(
+            feed(&mut e, now + Duration::from_secs(1), transport, ping)[0].0,
+            200
+        );
     }
 }
 

@@ -118,7 +118,15 @@ impl Engine {
                     self.send_sip(transport, dest, b);
                 }
                 let next = tx.poll_timeout();
-                self.server_tx.insert(key.clone(), ServerTx::Invite { tx, call: None, transport, dest });
+                self.server_tx.insert(
+                    key.clone(),
+                    ServerTx::Invite {
+                        tx,
+                        call: None,
+                        transport,
+                        dest,
+                    },
+                );
                 self.schedule(next, TimerRef::Server(key));
             } else {
                 self.reply_non_invite(now, transport, dest, key, r);

@@ -217,7 +217,9 @@ pub fn make_response_from_headers(
 /// top Via to send it along (the other headers are copied when present, so that
 /// a request missing Call-ID or From still learns why it was refused).
 pub fn can_answer(h: &Headers) -> bool {
-    h.list(&HeaderName::Via).next().is_some_and(|v| Via::parse(v).is_ok())
+    h.list(&HeaderName::Via)
+        .next()
+        .is_some_and(|v| Via::parse(v).is_ok())
 }
 
 #[cfg(test)]

@@ -1,0 +1,481 @@
+//! Whole calls through the engine core on virtual time: a scripted SIP peer, no
+//! sockets, no sleeping. Timer-exact checks of answer, pacing, barge-in, 2xx
+//! retransmission, CANCEL, the call limit and the RTP inactivity timeout.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use vaxel::engine::{CallGate, Engine, EngineConfig, Output};
+use vaxel::media::dtmf::TelephoneEvent;
+use vaxel::media::prompt::{Prompt, PromptCache};
+use vaxel::sip::message::{HeaderName, Message, Response};
+use vaxel::sip::parse::parse_datagram;
+use vaxel::sip::Transport;
+
+const PEER: &str = "127.0.0.1:5061";
+const RTP_PEER: &str = "127.0.0.1:40000";
+
+fn prompts() -> PromptCache {
+    let tone = |f: f32, ms: usize| -> Vec<i16> {
+        (0..ms * 8)
+            .map(|i| (8000.0 * (2.0 * std::f32::consts::PI * f * i as f32 / 8000.0).sin()) as i16)
+            .collect()
+    };
+    PromptCache::from_prompts(vec![
+        Prompt::from_pcm("sv/welcome", tone(440.0, 1000)),
+        Prompt::from_pcm("en/welcome", tone(550.0, 1000)),
+        Prompt::from_pcm("sv/digit-5", tone(660.0, 400)),
+        Prompt::from_pcm("en/digit-5", tone(770.0, 400)),
+        Prompt::from_pcm("sv/goodbye", tone(330.0, 200)),
+        Prompt::from_pcm("en/goodbye", tone(220.0, 200)),
+    ])
+}
+
+struct Harness {
+    e: Engine,
+    now: Instant,
+    sip: Vec<Vec<u8>>,
+    rtp: Vec<(Instant, u16, Vec<u8>)>,
+    open: Vec<u16>,
+    closed: Vec<u16>,
+}
+
+impl Harness {
+    fn new(cfg: EngineConfig, max_calls: usize) -> Harness {
+        Harness {
+            e: Engine::new(cfg, prompts(), Arc::new(CallGate::new(max_calls))),
+            now: Instant::now(),
+            sip: vec![],
+            rtp: vec![],
+            open: vec![],
+            closed: vec![],
+        }
+    }
+
+    fn drain(&mut self) {
+        while let Some(o) = self.e.poll_output() {
+            match o {
+                Output::Sip { data, to, .. } => {
+                    assert_eq!(to, PEER.parse::<SocketAddr>().unwrap());
+                    self.sip.push(data);
+                }
+                Output::Rtp { port, data, .. } => self.rtp.push((self.now, port, data)),
+                Output::OpenMedia { port } => {
+                    self.open.push(port);
+                    self.e.media_opened(self.now, port, true);
+                }
+                Output::CloseMedia { port } => self.closed.push(port),
+            }
+        }
+    }
+
+    fn send(&mut self, msg: &str) {
+        let local: SocketAddr = "127.0.0.1:5060".parse().unwrap();
+        self.e.handle_sip(
+            self.now,
+            Transport::Udp,
+            PEER.parse().unwrap(),
+            local,
+            msg.as_bytes(),
+        );
+        self.drain();
+    }
+
+    fn rtp_in(&mut self, data: &[u8]) {
+        let port = *self.open.last().unwrap();
+        self.e
+            .handle_rtp(self.now, port, RTP_PEER.parse().unwrap(), data);
+        self.drain();
+    }
+
+    /// Advances virtual time to `until`, firing every deadline on the way.
+    fn run_until(&mut self, until: Instant) {
+        while let Some(t) = self.e.poll_timeout() {
+            if t > until {
+                break;
+            }
+            self.now = self.now.max(t);
+            self.e.handle_timeout(self.now);
+            self.drain();
+        }
+        self.now = until;
+    }
+
+    fn advance(&mut self, d: Duration) {
+        let t = self.now + d;
+        self.run_until(t);
+    }
+
+    fn responses(&self) -> Vec<Response> {
+        self.sip
+            .iter()
+            .filter_map(|d| match parse_datagram(d) {
+                Ok(Message::Response(r)) => Some(r),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn statuses(&self) -> Vec<u16> {
+        self.responses().iter().map(|r| r.status).collect()
+    }
+
+    fn requests(&self, method: &str) -> usize {
+        self.sip
+            .iter()
+            .filter(|d| d.starts_with(method.as_bytes()))
+            .count()
+    }
+}
+
+fn invite(call_id: &str, branch: &str, sdp_pts: &str) -> String {
+    let sdp = format!(
+        "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 40000 RTP/AVP {sdp_pts}\r\na=rtpmap:101 telephone-event/8000\r\n"
+    );
+    format!(
+        "INVITE sip:100@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5061;branch={branch}\r\nFrom: <sip:+46701234567@127.0.0.1>;tag=caller\r\nTo: <sip:100@127.0.0.1>\r\nCall-ID: {call_id}\r\nCSeq: 1 INVITE\r\nContact: <sip:caller@127.0.0.1:5061>\r\nMax-Forwards: 70\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
+        sdp.len()
+    )
+}
+
+fn to_tag(r: &Response) -> String {
+    let to = r.headers.get(&HeaderName::To).unwrap();
+    to.split("tag=").nth(1).unwrap().to_string()
+}
+
+fn in_dialog(
+    method: &str,
+    call_id: &str,
+    tag: &str,
+    cseq: u32,
+    branch: &str,
+    body: (&str, &str),
+) -> String {
+    let ct = if body.0.is_empty() {
+        String::new()
+    } else {
+        format!("Content-Type: {}\r\n", body.0)
+    };
+    format!(
+        "{method} sip:vaxel@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5061;branch={branch}\r\nFrom: <sip:+46701234567@127.0.0.1>;tag=caller\r\nTo: <sip:100@127.0.0.1>;tag={tag}\r\nCall-ID: {call_id}\r\nCSeq: {cseq} {method}\r\nMax-Forwards: 70\r\n{ct}Content-Length: {}\r\n\r\n{}",
+        body.1.len(),
+        body.1
+    )
+}
+
+fn payloads_of(h: &Harness) -> Vec<Vec<u8>> {
+    h.rtp
+        .iter()
+        .map(|(_, _, d)| rtp_rs::RtpReader::new(d).unwrap().payload().to_vec())
+        .collect()
+}
+
+fn find(frames: &[Vec<u8>], prompt: &Prompt) -> Option<usize> {
+    let first: Vec<&[u8]> = (0..prompt.frames())
+        .map(|i| prompt.frame(vaxel::media::g711::Codec::Pcmu, i).unwrap())
+        .collect();
+    (0..frames.len()).find(|&i| {
+        i + first.len() <= frames.len()
+            && first.iter().enumerate().all(|(k, f)| frames[i + k] == *f)
+    })
+}
+
+#[test]
+fn answered_call_plays_welcome_paced_and_a_digit_barges_in() {
+    let mut h = Harness::new(EngineConfig::default(), 10);
+    h.send(&invite("call-1", "z9hG4bK1", "0 101"));
+    assert_eq!(h.statuses(), vec![100, 200]);
+    let ok = &h.responses()[1];
+    let sdp = String::from_utf8(ok.body.clone()).unwrap();
+    assert!(
+        sdp.contains("m=audio ") && sdp.contains("RTP/AVP 0 101"),
+        "{sdp}"
+    );
+    let tag = to_tag(ok);
+    h.send(&in_dialog("ACK", "call-1", &tag, 1, "z9hG4bKack", ("", "")));
+    h.advance(Duration::from_millis(1000));
+    // 50 packets in one second, on a 20 ms grid, with RTP fields in sequence.
+    assert!((50..=51).contains(&h.rtp.len()), "{} packets", h.rtp.len());
+    for w in h.rtp.windows(2) {
+        assert_eq!(w[1].0 - w[0].0, Duration::from_millis(20));
+        let (a, b) = (
+            rtp_rs::RtpReader::new(&w[0].2).unwrap(),
+            rtp_rs::RtpReader::new(&w[1].2).unwrap(),
+        );
+        assert_eq!(
+            u16::from(b.sequence_number()),
+            u16::from(a.sequence_number()).wrapping_add(1)
+        );
+        assert_eq!(b.timestamp(), a.timestamp().wrapping_add(160));
+        assert_eq!(a.ssrc(), b.ssrc());
+        assert_eq!(b.payload_type(), 0);
+    }
+    assert!(rtp_rs::RtpReader::new(&h.rtp[0].2).unwrap().mark());
+    let p = prompts();
+    assert_eq!(
+        find(&payloads_of(&h), p.get("sv/welcome").unwrap()),
+        Some(0)
+    );
+    // RFC 4733 '5': start packets and three ends, one digit.
+    let digit_at = h.rtp.len();
+    for (dur, end) in [
+        (160u16, false),
+        (320, false),
+        (480, true),
+        (480, true),
+        (480, true),
+    ] {
+        let payload = TelephoneEvent {
+            event: 5,
+            end,
+            volume: 10,
+            duration: dur,
+        }
+        .write();
+        let pkt = rtp_rs::RtpPacketBuilder::new()
+            .payload_type(101)
+            .ssrc(7)
+            .sequence(1.into())
+            .timestamp(8000)
+            .payload(&payload)
+            .build()
+            .unwrap();
+        h.rtp_in(&pkt);
+    }
+    assert_eq!(h.e.stats.digits, 1);
+    h.advance(Duration::from_millis(2000));
+    let frames = payloads_of(&h);
+    let five = find(&frames, p.get("sv/digit-5").unwrap()).expect("digit prompt played");
+    assert_eq!(
+        five, digit_at,
+        "barge-in: the digit plays on the very next packet"
+    );
+    let en = find(&frames, p.get("en/digit-5").unwrap()).unwrap();
+    assert_eq!(en, five + p.get("sv/digit-5").unwrap().frames());
+    // The caller hangs up.
+    h.send(&in_dialog("BYE", "call-1", &tag, 2, "z9hG4bKbye", ("", "")));
+    assert_eq!(*h.statuses().last().unwrap(), 200);
+    assert_eq!(h.closed, h.open);
+    assert_eq!(h.e.call_count(), 0);
+}
+
+#[test]
+fn info_dtmf_and_hash_makes_the_engine_say_goodbye_and_hang_up() {
+    let mut h = Harness::new(EngineConfig::default(), 10);
+    h.send(&invite("call-2", "z9hG4bK2", "8 0"));
+    let tag = to_tag(&h.responses()[1]);
+    let sdp = String::from_utf8(h.responses()[1].body.clone()).unwrap();
+    assert!(
+        sdp.contains("RTP/AVP 8\r\n"),
+        "PCMA first as offered, no telephone-event: {sdp}"
+    );
+    h.send(&in_dialog(
+        "ACK",
+        "call-2",
+        &tag,
+        1,
+        "z9hG4bKack2",
+        ("", ""),
+    ));
+    h.advance(Duration::from_millis(100));
+    h.send(&in_dialog(
+        "INFO",
+        "call-2",
+        &tag,
+        2,
+        "z9hG4bKinfo",
+        ("application/dtmf-relay", "Signal=#\r\nDuration=160\r\n"),
+    ));
+    assert_eq!(*h.statuses().last().unwrap(), 200);
+    h.advance(Duration::from_millis(460));
+    assert_eq!(h.requests("BYE"), 1, "engine hangs up after the goodbye");
+    let bye = String::from_utf8(
+        h.sip
+            .iter()
+            .find(|d| d.starts_with(b"BYE"))
+            .unwrap()
+            .clone(),
+    )
+    .unwrap();
+    assert!(
+        bye.starts_with("BYE sip:caller@127.0.0.1:5061 SIP/2.0\r\n"),
+        "{bye}"
+    );
+    assert!(bye.contains(&format!(";tag={tag}")) && bye.contains("Call-ID: call-2"));
+    // Unanswered BYE is retransmitted (timer E) until a 200 arrives.
+    h.advance(Duration::from_millis(500));
+    assert_eq!(h.requests("BYE"), 2);
+    let via = bye
+        .lines()
+        .find(|l| l.starts_with("Via:"))
+        .unwrap()
+        .to_string();
+    let ok = format!("SIP/2.0 200 OK\r\n{via}\r\nFrom: <sip:100@127.0.0.1>;tag={tag}\r\nTo: <sip:+46701234567@127.0.0.1>;tag=caller\r\nCall-ID: call-2\r\nCSeq: 1 BYE\r\nContent-Length: 0\r\n\r\n");
+    h.send(&ok);
+    h.advance(Duration::from_secs(10));
+    assert_eq!(h.requests("BYE"), 2, "no retransmission after the 200");
+    h.advance(Duration::from_secs(30));
+    assert_eq!(h.e.transaction_count(), 0, "timers J and K have cleaned up");
+}
+
+#[test]
+fn missing_ack_retransmits_200_on_timer_g_then_hangs_up_at_h() {
+    let cfg = EngineConfig {
+        silence_timeout: Duration::from_secs(600),
+        ..EngineConfig::default()
+    };
+    let mut h = Harness::new(cfg, 10);
+    h.send(&invite("call-3", "z9hG4bK3", "0"));
+    // A retransmitted INVITE makes no second call and gets the same 200.
+    h.send(&invite("call-3", "z9hG4bK3", "0"));
+    assert_eq!(h.open.len(), 1);
+    assert_eq!(h.e.call_count(), 1);
+    let oks = |h: &Harness| h.statuses().iter().filter(|s| **s == 200).count();
+    assert_eq!(oks(&h), 2);
+    h.advance(Duration::from_millis(3600));
+    assert_eq!(oks(&h), 2 + 3, "G at 0.5, 1.5, 3.5 s");
+    h.advance(Duration::from_millis(28_300));
+    assert_eq!(h.requests("BYE"), 0);
+    assert_eq!(h.e.call_count(), 1);
+    h.advance(Duration::from_millis(200));
+    assert_eq!(h.requests("BYE"), 1, "H at 32 s ends the call with BYE");
+    assert_eq!(h.e.call_count(), 0);
+}
+
+#[test]
+fn cancel_before_answer_gives_487_and_200() {
+    let cfg = EngineConfig {
+        answer_after: Duration::from_secs(2),
+        ..EngineConfig::default()
+    };
+    let mut h = Harness::new(cfg, 10);
+    h.send(&invite("call-4", "z9hG4bK4", "0"));
+    assert_eq!(h.statuses(), vec![100, 180]);
+    h.advance(Duration::from_millis(500));
+    let cancel = invite("call-4", "z9hG4bK4", "0")
+        .replace("INVITE sip:", "CANCEL sip:")
+        .replace("1 INVITE", "1 CANCEL");
+    let cancel = cancel
+        .split("\r\n\r\n")
+        .next()
+        .unwrap()
+        .replace("Content-Type: application/sdp\r\n", "")
+        .replace(|c: char| c == '\0', "");
+    let cancel = cancel
+        .lines()
+        .filter(|l| !l.starts_with("Content-Length"))
+        .collect::<Vec<_>>()
+        .join("\r\n")
+        + "\r\nContent-Length: 0\r\n\r\n";
+    h.send(&cancel);
+    let st = h.statuses();
+    assert!(
+        st.ends_with(&[200, 487]) || st.ends_with(&[487, 200]),
+        "{st:?}"
+    );
+    assert_eq!(h.e.call_count(), 0);
+    h.advance(Duration::from_secs(5));
+    assert_eq!(h.rtp.len(), 0, "a cancelled call never sends media");
+    assert!(
+        !h.statuses().contains(&200) || h.statuses().iter().filter(|s| **s == 200).count() == 1
+    );
+}
+
+#[test]
+fn over_the_limit_gets_503_retry_after_and_calls_in_progress_go_on() {
+    let mut h = Harness::new(EngineConfig::default(), 1);
+    h.send(&invite("call-5", "z9hG4bK5", "0"));
+    h.send(&invite("call-6", "z9hG4bK6", "0"));
+    let r = h.responses();
+    let busy = r.iter().find(|r| r.status == 503).expect("503");
+    assert!(busy.headers.get(&HeaderName::RetryAfter).is_some());
+    assert_eq!(h.e.call_count(), 1);
+    h.advance(Duration::from_millis(200));
+    assert!(h.rtp.len() >= 10, "the first call keeps playing");
+}
+
+#[test]
+fn silent_caller_is_hung_up_after_the_rtp_timeout() {
+    let cfg = EngineConfig {
+        rtp_timeout: Duration::from_secs(5),
+        silence_timeout: Duration::from_secs(600),
+        ..EngineConfig::default()
+    };
+    let mut h = Harness::new(cfg, 10);
+    h.send(&invite("call-7", "z9hG4bK7", "0"));
+    let tag = to_tag(&h.responses()[1]);
+    h.send(&in_dialog(
+        "ACK",
+        "call-7",
+        &tag,
+        1,
+        "z9hG4bKack7",
+        ("", ""),
+    ));
+    h.advance(Duration::from_millis(4990));
+    assert_eq!(h.requests("BYE"), 0);
+    h.advance(Duration::from_millis(20));
+    assert_eq!(h.requests("BYE"), 1);
+    assert_eq!(h.e.stats.rtp_timeouts, 1);
+}
+
+#[test]
+fn hold_stops_media_and_resume_restarts_it() {
+    let mut h = Harness::new(EngineConfig::default(), 10);
+    h.send(&invite("call-8", "z9hG4bK8", "0"));
+    let tag = to_tag(&h.responses()[1]);
+    h.send(&in_dialog("ACK", "call-8", &tag, 1, "z9hG4bKa8", ("", "")));
+    h.advance(Duration::from_millis(100));
+    let sdp = |dir: &str| {
+        format!("v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 40000 RTP/AVP 0\r\na={dir}\r\n")
+    };
+    h.send(&in_dialog(
+        "INVITE",
+        "call-8",
+        &tag,
+        2,
+        "z9hG4bKre1",
+        ("application/sdp", &sdp("sendonly")),
+    ));
+    let answer = h.responses().last().unwrap().clone();
+    assert_eq!(answer.status, 200);
+    assert!(String::from_utf8_lossy(&answer.body).contains("a=recvonly"));
+    h.send(&in_dialog("ACK", "call-8", &tag, 2, "z9hG4bKa9", ("", "")));
+    let before = h.rtp.len();
+    h.advance(Duration::from_millis(500));
+    assert_eq!(h.rtp.len(), before, "no media while on hold");
+    h.send(&in_dialog(
+        "INVITE",
+        "call-8",
+        &tag,
+        3,
+        "z9hG4bKre2",
+        ("application/sdp", &sdp("sendrecv")),
+    ));
+    assert!(String::from_utf8_lossy(&h.responses().last().unwrap().body).contains("a=sendrecv"));
+    h.advance(Duration::from_millis(500));
+    assert!(h.rtp.len() >= before + 24);
+}
+
+#[test]
+fn unknown_dialogs_methods_and_codecs() {
+    let mut h = Harness::new(EngineConfig::default(), 10);
+    h.send(&in_dialog("BYE", "nope", "x", 1, "z9hG4bKu1", ("", "")));
+    h.send(&in_dialog(
+        "SUBSCRIBE",
+        "nope",
+        "x",
+        1,
+        "z9hG4bKu2",
+        ("", ""),
+    ));
+    h.send(&in_dialog("FOO", "nope", "x", 1, "z9hG4bKu3", ("", "")));
+    h.send(&invite("call-9", "z9hG4bK9", "18"));
+    let st = h.statuses();
+    assert_eq!(st, vec![481, 405, 501, 100, 488]);
+    assert!(h.responses()[1]
+        .headers
+        .get(&HeaderName::Allow)
+        .unwrap()
+        .contains("INVITE"));
+}
