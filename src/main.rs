@@ -59,6 +59,9 @@ struct ServeArgs {
     /// Drive-loop threads [default: one per core]
     #[arg(long)]
     shards: Option<usize>,
+    /// On SIGTERM, wait at most this many seconds for calls in progress [default: 300]
+    #[arg(long)]
+    drain_timeout: Option<u64>,
     /// Show callers' numbers in logs (redacted by default)
     #[arg(long)]
     show_numbers: bool,
@@ -96,6 +99,9 @@ fn main() -> anyhow::Result<()> {
             }
             if let Some(v) = a.shards {
                 cfg.engine.shards = v;
+            }
+            if let Some(v) = a.drain_timeout {
+                cfg.engine.drain_timeout_s = v;
             }
             cfg.log.show_numbers |= a.show_numbers;
             cfg.validate()?;

@@ -240,6 +240,11 @@ impl Engine {
         self.calls.len()
     }
 
+    /// Requests the engine sent that still wait for an answer (BYE).
+    pub fn pending_requests(&self) -> usize {
+        self.client_tx.len()
+    }
+
     /// Server and client transactions alive on this shard.
     pub fn transaction_count(&self) -> usize {
         self.server_tx.len() + self.client_tx.len()

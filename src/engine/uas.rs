@@ -19,6 +19,9 @@ use std::time::Instant;
 
 const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO";
 const ACCEPT: &str = "application/sdp, application/dtmf-relay, application/dtmf";
+/// A status to refuse a request with, and headers to add to the answer.
+type Refusal = (u16, Vec<(HeaderName, String)>);
+
 /// Methods the engine knows but does not serve as a UAS: 405, not 501.
 const KNOWN_UNSUPPORTED: [&str; 8] = [
     "REGISTER",
@@ -192,10 +195,7 @@ impl Engine {
     }
 
     /// Checks an initial INVITE against what a UAS must refuse (§8.2.2–8.2.3).
-    fn screen_invite(
-        &self,
-        req: &Request,
-    ) -> Result<Option<Negotiated>, (u16, Vec<(HeaderName, String)>)> {
+    fn screen_invite(&self, req: &Request) -> Result<Option<Negotiated>, Refusal> {
         let uri = Uri::parse(&req.uri).map_err(|_| (400, vec![]))?;
         let _ = uri;
         if let Some(accept) = req.headers.get(&HeaderName::Accept) {

@@ -110,7 +110,8 @@ async fn drive(ctx: ShardContext, mut inbox: mpsc::Receiver<ShardInput>) {
         }
         if let Some(until) = drain_until {
             let s = shared.shard.borrow();
-            let idle = s.engine.active_calls() == 0 && s.engine.transaction_count() == 0;
+            // Server transactions only absorb retransmissions: they need no wait.
+            let idle = s.engine.active_calls() == 0 && s.engine.pending_requests() == 0;
             if idle || Instant::now() >= until {
                 if !idle {
                     tracing::warn!(
