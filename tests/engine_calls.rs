@@ -359,8 +359,7 @@ fn cancel_before_answer_gives_487_and_200() {
         .split("\r\n\r\n")
         .next()
         .unwrap()
-        .replace("Content-Type: application/sdp\r\n", "")
-        .replace(|c: char| c == '\0', "");
+        .replace("Content-Type: application/sdp\r\n", "");
     let cancel = cancel
         .lines()
         .filter(|l| !l.starts_with("Content-Length"))
