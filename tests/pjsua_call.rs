@@ -13,14 +13,28 @@ fn python() -> std::path::PathBuf {
     let p = std::env::var_os("VAXEL_PJSUA_PYTHON")
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|| root().join("target/pyenv/bin/python"));
-    assert!(p.exists(), "{} missing: run ./scripts/test (it installs pjsua2-python)", p.display());
+    assert!(
+        p.exists(),
+        "{} missing: run ./scripts/test (it installs pjsua2-python)",
+        p.display()
+    );
     p
 }
 
 /// The first `len` samples of `p` after its leading silence.
 fn template(p: &Prompt, len: usize) -> (usize, Vec<f32>) {
-    let start = p.pcm.iter().position(|s| s.unsigned_abs() > 2000).unwrap_or(0);
-    (start, p.pcm[start..(start + len).min(p.pcm.len())].iter().map(|s| *s as f32).collect())
+    let start = p
+        .pcm
+        .iter()
+        .position(|s| s.unsigned_abs() > 2000)
+        .unwrap_or(0);
+    (
+        start,
+        p.pcm[start..(start + len).min(p.pcm.len())]
+            .iter()
+            .map(|s| *s as f32)
+            .collect(),
+    )
 }
 
 /// The lag in `rec` (within `lags`) where `tpl` fits best, and the normalised
@@ -51,27 +65,55 @@ fn call_and_check(dtmf: &str, key: char) {
     let wav = std::env::temp_dir().join(format!("vaxel-pjsua-{}-{dtmf}.wav", std::process::id()));
     let out = Command::new(python())
         .arg(root().join("tests/pjsua/call_and_record.py"))
-        .args([&format!("sip:100@{SIP}"), wav.to_str().unwrap(), "--key", &key.to_string()])
+        .args([
+            &format!("sip:100@{SIP}"),
+            wav.to_str().unwrap(),
+            "--key",
+            &key.to_string(),
+        ])
         .args(["--key-at", "2.5", "--duration", "5", "--dtmf", dtmf])
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "pjsua call failed:\n{stdout}\n{}\n{}", String::from_utf8_lossy(&out.stderr), vaxel.log());
+    assert!(
+        out.status.success(),
+        "pjsua call failed:\n{stdout}\n{}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        vaxel.log()
+    );
     let key_at: f64 = stdout
         .lines()
         .find_map(|l| l.strip_prefix("key sent at "))
         .and_then(|t| t.trim().parse().ok())
         .expect("key time");
-    let rec: Vec<f32> = vaxel::media::prompt::decode_file(&wav).unwrap().iter().map(|s| *s as f32).collect();
-    assert!(rec.len() > 8000 * 4, "recording too short: {} samples", rec.len());
+    let rec: Vec<f32> = vaxel::media::prompt::decode_file(&wav)
+        .unwrap()
+        .iter()
+        .map(|s| *s as f32)
+        .collect();
+    assert!(
+        rec.len() > 8000 * 4,
+        "recording too short: {} samples",
+        rec.len()
+    );
 
     // The welcome: its first half second of speech, within the first second.
     let welcome = prompts.get("sv/welcome").unwrap();
     let (w_start, tpl) = template(welcome, 4000);
     let (lag, corr) = best_match(&rec, &tpl, 0..8000);
-    eprintln!("welcome speech at {:.3} s (prompt offset {:.3} s), correlation {corr:.3}", lag as f64 / 8000.0, w_start as f64 / 8000.0);
-    assert!(corr > 0.9, "the welcome is not what was heard (correlation {corr})");
-    assert!(lag >= w_start && lag < w_start + 2400, "welcome heard at {lag}, expected near {w_start}");
+    eprintln!(
+        "welcome speech at {:.3} s (prompt offset {:.3} s), correlation {corr:.3}",
+        lag as f64 / 8000.0,
+        w_start as f64 / 8000.0
+    );
+    assert!(
+        corr > 0.9,
+        "the welcome is not what was heard (correlation {corr})"
+    );
+    assert!(
+        lag >= w_start && lag < w_start + 2400,
+        "welcome heard at {lag}, expected near {w_start}"
+    );
 
     // The spoken digit: right after the key press (barge-in).
     let name = format!("sv/digit-{key}");
@@ -80,9 +122,19 @@ fn call_and_check(dtmf: &str, key: char) {
     let from = (key_at * 8000.0) as usize;
     let (lag, corr) = best_match(&rec, &tpl, from..from + 8000);
     let delay = (lag - d_start.min(lag)) as f64 / 8000.0 - key_at;
-    eprintln!("{name} speech at {:.3} s, {:.0} ms after the key, correlation {corr:.3}", lag as f64 / 8000.0, delay * 1000.0);
-    assert!(corr > 0.9, "{name} is not what was heard after the key (correlation {corr})");
-    assert!((0.0..0.4).contains(&delay), "{name} started {delay:.3} s after the key");
+    eprintln!(
+        "{name} speech at {:.3} s, {:.0} ms after the key, correlation {corr:.3}",
+        lag as f64 / 8000.0,
+        delay * 1000.0
+    );
+    assert!(
+        corr > 0.9,
+        "{name} is not what was heard after the key (correlation {corr})"
+    );
+    assert!(
+        (0.0..0.4).contains(&delay),
+        "{name} started {delay:.3} s after the key"
+    );
     let _ = std::fs::remove_file(&wav);
 }
 

@@ -57,6 +57,7 @@ pub fn serve(cfg: Config) -> Result<(), RuntimeError> {
     let prompts = PromptCache::load_dir(&audio)?;
     tracing::info!(count = prompts.len(), dir = %audio.display(), ms = started.elapsed().as_millis() as u64, "prompts decoded and cached");
 
+    raise_fd_limit(cfg.sip.max_calls);
     let listen = cfg.sip.listen;
     let udp = std::net::UdpSocket::bind(listen).map_err(|source| RuntimeError::Bind {
         addr: listen,
@@ -141,6 +142,36 @@ pub fn serve(cfg: Config) -> Result<(), RuntimeError> {
     tracing::info!(calls_left = gate.active(), "stopped");
     debug_assert!(stop.load(Ordering::Relaxed));
     Ok(())
+}
+
+/// Every call holds an RTP socket: lift the soft open-file limit to the hard one
+/// (the default soft limit of 1024 would cap the engine near 1,000 calls).
+fn raise_fd_limit(max_calls: usize) {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: plain POSIX calls on a stack struct we own.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+            return;
+        }
+        if lim.rlim_cur < lim.rlim_max {
+            let want = lim.rlim_max;
+            lim.rlim_cur = want;
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                return;
+            }
+        }
+    }
+    let need = max_calls as u64 + 256;
+    if (lim.rlim_cur as u64) < need {
+        tracing::warn!(
+            limit = lim.rlim_cur as u64,
+            max_calls,
+            "open-file limit is below what max_calls needs; raise it (ulimit -n)"
+        );
+    }
 }
 
 /// Picks the shard for a message: by Call-ID, so a call's requests, responses

@@ -26,7 +26,11 @@ pub fn isolate(test: &str) -> bool {
     }
     let exe = std::env::current_exe().unwrap();
     // As root a plain new network namespace; otherwise inside a user namespace.
-    let root = Command::new("id").arg("-u").output().map(|o| o.stdout.starts_with(b"0")).unwrap_or(false);
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| o.stdout.starts_with(b"0"))
+        .unwrap_or(false);
     let ns: &[&str] = if root { &["-n"] } else { &["-r", "-n"] };
     let status = Command::new("unshare")
         .args(ns)

@@ -1,0 +1,178 @@
+#!/usr/bin/env bash
+# Växel benchmarks: the release build over loopback, inside a private network
+# namespace, each figure beside a reference measured in the same run.
+#
+#   bench/run.sh media    concurrent calls playing prompts: pacing (kernel
+#                         timestamps), gaps, CPU per packet, DTMF-to-action
+#                         latency, memory per call; reference: a bare pacer
+#   bench/run.sh setup    call set-ups per second, stepped until failures or
+#                         retransmissions pass 1 %; references: SIPp against SIPp,
+#                         and SIPp through Kamailio (stateful proxy) to SIPp
+#   bench/run.sh soak     RSS over a 10-minute run with call churn
+#   bench/run.sh all      media + setup
+#
+# Environment: CALLS="500 1000 2000" (media), MEASURE=20 (seconds per media
+# measurement), RATES="500 1000 ..." (setup), STEP=6 (seconds per rate step),
+# SOAK_MIN=10. Results go to bench/results/DATE/ and are summarised on stdout.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+what=${1:-all}
+
+if [ -z "${VAXEL_BENCH_NS:-}" ]; then
+  command -v sipp >/dev/null || { apt-get update -qq && apt-get install -y -qq sip-tester; }
+  if [ "$what" = setup ] || [ "$what" = all ]; then
+    command -v kamailio >/dev/null || apt-get install -y -qq kamailio
+  fi
+  cargo build --release --bins >/dev/null
+  exec unshare -n env VAXEL_BENCH_NS=1 "$0" "$@"
+fi
+
+ip link set lo up
+ulimit -n 65536
+V=target/release/vaxel
+L=target/release/vaxel-rtpload
+CALLS=${CALLS:-"500 1000 2000"}
+MEASURE=${MEASURE:-20}
+RATES=${RATES:-"500 1000 1500 2000 2500 3000 3500 4000 4500 5000"}
+STEP=${STEP:-6}
+out=bench/results/$(date +%Y%m%d-%H%M%S)
+mkdir -p "$out"
+echo "results in $out (machine: $(nproc) cores, $(uname -r))"
+
+rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
+val() { sed -n "s/^$1=//p" "$2" | head -1; }
+
+start_vaxel() { # logfile, extra args...
+  local log=$1; shift
+  $V serve --sip-listen 127.0.0.1:5060 --rtp-ports 20000-59999 --max-calls 50000 "$@" >"$log" 2>&1 &
+  VP=$!
+  for _ in $(seq 100); do grep -q "listening for SIP" "$log" && return 0; sleep 0.1; done
+  echo "vaxel did not start: $(tail -3 "$log")"; exit 1
+}
+
+stop() { kill "$@" 2>/dev/null || true; wait "$@" 2>/dev/null || true; }
+
+media() {
+  echo
+  echo "== concurrent calls playing prompts (measure ${MEASURE} s each)"
+  printf '%-7s %-9s %-16s %-16s %-8s %-14s %-14s %-12s\n' calls source "dev p50/p99 ms" "ref p50/p99 ms" gaps "cpu us/pkt" "ref us/pkt" "dtmf p50/p99"
+  for n in $CALLS; do
+    start_vaxel "$out/vaxel-media-$n.log" --rtp-timeout 3600
+    local rss0; rss0=$(rss_kib "$VP")
+    local warm=$(( n / 200 + 5 ))
+    local hold=$(( (warm + MEASURE + 15) * 1000 ))
+    $L recv --pid "$VP" --streams "$n" --warmup "$warm" --duration "$MEASURE" --dtmf-probes 50 >"$out/media-$n.txt" &
+    local rp=$!
+    sipp 127.0.0.1:5060 -sf bench/sipp/call.xml -i 127.0.0.1 -p 5070 -r 200 -l "$n" -m "$n" -d "$hold" \
+      -buff_size 4194304 -nostdin -timeout $(( hold / 1000 + 30 )) >/dev/null 2>&1 &
+    local sp=$!
+    wait "$rp" || true
+    stop "$sp" "$VP"
+    # Reference: the bare pacer, same number of streams, same receiver.
+    $L recv --streams "$n" --warmup 3 --duration "$MEASURE" >"$out/pacer-$n.txt" &
+    rp=$!
+    $L pace --streams "$n" --to 127.0.0.1:40000 --duration $(( MEASURE + 5 )) >"$out/pacer-send-$n.txt"
+    wait "$rp" || true
+    local f="$out/media-$n.txt" r="$out/pacer-$n.txt"
+    local rss; rss=$(val target_rss_kib "$f")
+    local per_call=$(( (rss - rss0) * 1024 / n ))
+    printf '%-7s %-9s %-16s %-16s %-8s %-14s %-14s %-12s\n' "$n" "$(val streams "$f")" \
+      "$(val spacing_dev_p50_ms "$f")/$(val spacing_dev_p99_ms "$f")" \
+      "$(val spacing_dev_p50_ms "$r")/$(val spacing_dev_p99_ms "$r")" \
+      "$(val gaps "$f")" "$(val target_cpu_us_per_packet "$f")" \
+      "$(val pacer_cpu_us_per_packet "$out/pacer-send-$n.txt")" \
+      "$(val dtmf_p50_ms "$f")/$(val dtmf_p99_ms "$f")"
+    echo "        memory: RSS $(( rss0 / 1024 )) MiB idle -> $(( rss / 1024 )) MiB with $n calls = $(( per_call / 1024 )) KiB per call"
+  done
+}
+
+# One SIPp load step: prints "ok|fail achieved_cps failed% retrans%".
+step() { # target_port rate label
+  local port=$1 rate=$2 label=$3
+  local n=$(( rate * STEP ))
+  local stf="$out/setup-$label-$rate.csv"
+  timeout $(( STEP + 40 )) sipp "127.0.0.1:$port" -sf bench/sipp/call.xml -i 127.0.0.1 -p 5070 -r "$rate" -m "$n" -d 0 \
+    -buff_size 4194304 -nostdin -trace_stat -stf "$stf" -fd 1 -timeout $(( STEP + 30 )) >/dev/null 2>&1 || true
+  python3 - "$stf" "$rate" "$n" <<'PY'
+import csv, sys
+rows = list(csv.reader(open(sys.argv[1]), delimiter=';'))
+h, last = rows[0], rows[-1]
+g = lambda k: float(last[h.index(k)])
+ok, failed, retr = g("SuccessfulCall(C)"), g("FailedCall(C)"), g("Retransmissions(C)")
+elapsed = last[h.index("ElapsedTime(C)")].split(":")
+secs = int(elapsed[0]) * 3600 + int(elapsed[1]) * 60 + float(elapsed[2])
+n = int(sys.argv[3])
+fail_pct = 100.0 * (n - ok) / n
+retr_pct = 100.0 * retr / max(1.0, ok * 4)   # 4 requests/responses retransmittable per call
+verdict = "ok" if fail_pct <= 1.0 and retr_pct <= 1.0 else "fail"
+print(f"{verdict} {ok / secs:.0f} {fail_pct:.2f} {retr_pct:.2f}")
+PY
+}
+
+ramp() { # port label
+  local best=0 best_cps=0
+  for rate in $RATES; do
+    local r; r=$(step "$1" "$rate" "$2")
+    echo "    $2 at $rate/s: $r" >&2
+    [ "${r%% *}" = ok ] || break
+    best=$rate; best_cps=$(echo "$r" | cut -d' ' -f2)
+  done
+  echo "$best $best_cps"
+}
+
+setup() {
+  echo
+  echo "== call set-ups per second (INVITE -> 200+SDP, RTP port, first prompt packet -> ACK -> BYE -> 200), ${STEP} s per step"
+  $L recv --duration 100000 >/dev/null 2>&1 &   # RTP sink for the engine's first packets
+  local sink=$!
+  start_vaxel "$out/vaxel-setup.log"
+  local v; v=$(ramp 5060 vaxel); stop "$VP"
+  sipp -sn uas -i 127.0.0.1 -p 5080 -nostdin -buff_size 4194304 >/dev/null 2>&1 &
+  local uas=$!
+  sleep 0.5
+  local s; s=$(ramp 5080 sipp-uas)
+  local k="n/a"
+  if command -v kamailio >/dev/null; then
+    kamailio -f bench/kamailio.cfg -DD -E -x tlsf -X tlsf -m 256 -M 32 >"$out/kamailio.log" 2>&1 &
+    local kp=$!
+    sleep 1.5
+    k=$(ramp 5060 kamailio)
+    stop "$kp"
+  fi
+  stop "$uas" "$sink"
+  echo "  highest passing rate / achieved:"
+  echo "    vaxel                          ${v% *}/s  (achieved ${v#* }/s)"
+  echo "    reference SIPp -> SIPp         ${s% *}/s  (achieved ${s#* }/s)"
+  echo "    reference SIPp -> Kamailio tm  ${k% *}/s  (achieved ${k#* }/s)"
+}
+
+soak() {
+  local mins=${SOAK_MIN:-10}
+  echo
+  echo "== soak: ${mins} min, 50 new calls/s of 10 s each (~500 up), RSS every 30 s"
+  $L recv --duration 100000 >/dev/null 2>&1 &
+  local sink=$!
+  start_vaxel "$out/vaxel-soak.log" --rtp-timeout 3600
+  sipp 127.0.0.1:5060 -sf bench/sipp/call.xml -i 127.0.0.1 -p 5070 -r 50 -l 2000 -d 10000 \
+    -buff_size 4194304 -nostdin >/dev/null 2>&1 &
+  local sp=$!
+  local t=0 first=""
+  while [ $t -lt $(( mins * 60 )) ]; do
+    sleep 30; t=$(( t + 30 ))
+    local r; r=$(rss_kib "$VP")
+    [ -n "$first" ] || [ $t -lt 60 ] || first=$r
+    echo "    t=${t}s RSS ${r} KiB"
+  done
+  stop "$sp"
+  sleep 12
+  echo "  RSS at 1 min: ${first} KiB; at end: $(rss_kib "$VP") KiB (after calls drained)"
+  stop "$VP" "$sink"
+}
+
+case "$what" in
+  media) media ;;
+  setup) setup ;;
+  soak) soak ;;
+  all) media; setup ;;
+  *) echo "usage: $0 [media|setup|soak|all]"; exit 2 ;;
+esac
