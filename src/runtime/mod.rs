@@ -165,9 +165,9 @@ fn raise_fd_limit(max_calls: usize) {
         }
     }
     let need = max_calls as u64 + 256;
-    if (lim.rlim_cur as u64) < need {
+    if lim.rlim_cur < need {
         tracing::warn!(
-            limit = lim.rlim_cur as u64,
+            limit = lim.rlim_cur,
             max_calls,
             "open-file limit is below what max_calls needs; raise it (ulimit -n)"
         );
