@@ -28,7 +28,7 @@ if [ -z "${VAXEL_BENCH_NS:-}" ]; then
 fi
 
 ip link set lo up
-ulimit -n 65536
+ulimit -n "$(ulimit -Hn)"
 V=target/release/vaxel
 L=target/release/vaxel-rtpload
 CALLS=${CALLS:-"500 1000 2000"}
@@ -44,7 +44,7 @@ val() { sed -n "s/^$1=//p" "$2" | head -1; }
 
 start_vaxel() { # logfile, extra args...
   local log=$1; shift
-  $V serve --sip-listen 127.0.0.1:5060 --rtp-ports 20000-59999 --max-calls 50000 "$@" >"$log" 2>&1 &
+  $V serve --sip-listen 127.0.0.1:5060 --rtp-ports 20000-59999 --max-calls 50000 ${VAXEL_ARGS:-} "$@" >"$log" 2>&1 &
   VP=$!
   for _ in $(seq 100); do grep -q "listening for SIP" "$log" && return 0; sleep 0.1; done
   echo "vaxel did not start: $(tail -3 "$log")"; exit 1

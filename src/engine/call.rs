@@ -65,6 +65,8 @@ pub struct Call {
     pub port: u16,
     pub port_attempts: u8,
     pub media: Option<MediaSession>,
+    /// The 1 ms slot (of 20) the call's packets are sent in.
+    pub media_slot: Option<u8>,
     /// SSRC, sequence and timestamp bases kept for a late offer's media.
     pub pending_media: Option<(u32, u16, u32)>,
     pub app: Builtin,

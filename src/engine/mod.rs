@@ -35,6 +35,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// Media slots per 20 ms packet interval (see [`Engine::media_start`]).
+const SLOTS: u8 = 20;
+
 /// Settings of one engine shard.
 #[derive(Clone, Debug)]
 pub struct EngineConfig {
@@ -203,6 +206,8 @@ pub struct Engine {
     pending_invites: HashMap<CallRef, crate::sip::message::Request>,
     next_call: u64,
     draining: bool,
+    epoch: Option<Instant>,
+    slot_load: [u32; SLOTS as usize],
     rng: u64,
     pub stats: Stats,
 }
@@ -226,6 +231,8 @@ impl Engine {
             pending_invites: HashMap::new(),
             next_call: 1,
             draining: false,
+            epoch: None,
+            slot_load: [0; SLOTS as usize],
             rng,
             stats: Stats::default(),
         }
@@ -267,6 +274,34 @@ impl Engine {
         x ^= x >> 27;
         self.rng = x;
         x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    /// The media schedule of a new call. Packet times sit on a 1 ms grid shared
+    /// by the shard's calls, in one of 20 slots (20 ms / 1 ms); a new call takes
+    /// the least loaded slot. One wake-up of the drive loop then sends one slot's
+    /// packets, and the slots share the load evenly even when calls arrive in
+    /// step (200 calls/s would otherwise put every call in 4 of the 20 slots).
+    /// Returns the first packet time (within 20 ms) and the slot.
+    fn media_start(&mut self, now: Instant) -> (Instant, u8) {
+        let slot = (0..SLOTS)
+            .min_by_key(|s| self.slot_load[*s as usize])
+            .unwrap_or(0);
+        self.slot_load[slot as usize] += 1;
+        (self.slot_time(now, slot), slot)
+    }
+
+    /// The first time at or after `now` that falls in `slot`.
+    fn slot_time(&mut self, now: Instant, slot: u8) -> Instant {
+        let epoch = *self.epoch.get_or_insert(now);
+        let ms = now.duration_since(epoch).as_nanos().div_ceil(1_000_000) as u64;
+        let ahead = (slot as u64 + SLOTS as u64 - ms % SLOTS as u64) % SLOTS as u64;
+        epoch + Duration::from_millis(ms + ahead)
+    }
+
+    fn release_slot(&mut self, slot: Option<u8>) {
+        if let Some(s) = slot {
+            self.slot_load[s as usize] = self.slot_load[s as usize].saturating_sub(1);
+        }
     }
 
     fn token(&mut self) -> String {

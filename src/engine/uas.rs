@@ -368,6 +368,7 @@ impl Engine {
             port_attempts: 1,
             media: None,
             pending_media: None,
+            media_slot: None,
             app: Builtin::new(self.cfg.languages.clone(), self.cfg.silence_timeout),
             answer_at: None,
             session_id,
@@ -553,9 +554,13 @@ impl Engine {
         }
         r.headers.push(HeaderName::Allow, ALLOW);
         r.headers.push(HeaderName::ContentType, "application/sdp");
-        if let Some(neg) = &call.offer {
+        if call.offer.is_some() {
+            let (start, slot) = self.media_start(now);
+            let call = self.calls.get_mut(&id).expect("call exists");
+            let neg = call.offer.as_ref().expect("checked");
+            call.media_slot = Some(slot);
             call.media = Some(MediaSession::new(
-                now,
+                start,
                 MediaTransport::Udp { port: call.port },
                 neg,
                 ssrc,
@@ -647,8 +652,11 @@ impl Engine {
                 .and_then(|sd| sdp::negotiate(&sd).ok());
             match (neg, call.pending_media.take()) {
                 (Some(neg), Some((ssrc, seq, ts))) => {
+                    let (start, slot) = self.media_start(now);
+                    let call = self.calls.get_mut(&id).expect("call exists");
+                    call.media_slot = Some(slot);
                     call.media = Some(MediaSession::new(
-                        now,
+                        start,
                         MediaTransport::Udp { port: call.port },
                         &neg,
                         ssrc,
@@ -727,6 +735,14 @@ impl Engine {
         let trying = make_response(&req, 100, None, source).to_bytes();
         let mut tx = ServerInvite::new(self.cfg.timers, transport.is_reliable(), trying);
         let found = self.find_dialog(&req);
+        // A resumed call keeps its media slot.
+        let slot = found
+            .and_then(|id| self.calls.get(&id))
+            .and_then(|c| c.media_slot);
+        let grid = match slot {
+            Some(s) => self.slot_time(now, s),
+            None => now,
+        };
         let (status, body) = match found.and_then(|id| self.calls.get(&id).map(|c| (id, c.state))) {
             None => (481, None),
             Some((_, CallState::OpeningMedia | CallState::Ringing)) => (491, None),
@@ -746,7 +762,7 @@ impl Engine {
                         if let Some(neg) = neg {
                             let held = !neg.direction.sends();
                             if let Some(m) = call.media.as_mut() {
-                                m.update(now, &neg);
+                                m.update(grid, &neg);
                             }
                             call.span.in_scope(|| tracing::info!(direction = ?neg.direction, "re-INVITE: {}", if held { "on hold" } else { "active" }));
                             call.offer = Some(neg);
@@ -866,6 +882,7 @@ impl Engine {
         let Some(mut call) = self.calls.remove(&id) else {
             return;
         };
+        self.release_slot(call.media_slot);
         self.pending_invites.remove(&id);
         self.by_call_id.remove(&call.dialog.call_id);
         if call.port != 0 {

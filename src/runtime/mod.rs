@@ -9,6 +9,7 @@
 
 mod front;
 mod shard;
+mod timer;
 
 use crate::config::Config;
 use crate::engine::{CallGate, EngineConfig};

@@ -11,7 +11,8 @@ use std::net::{IpAddr, SocketAddr};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::net::UdpSocket;
+use tokio::io::unix::AsyncFd;
+use tokio::io::Interest;
 use tokio::sync::{mpsc, Notify};
 use tokio::task::AbortHandle;
 
@@ -31,7 +32,7 @@ struct Shard {
     udp: std::net::UdpSocket,
     writers: TcpWriters,
     rtp_ip: IpAddr,
-    media: HashMap<u16, (Rc<UdpSocket>, AbortHandle)>,
+    media: HashMap<u16, (Rc<RtpSocket>, AbortHandle)>,
     send_errors: u64,
 }
 
@@ -43,6 +44,7 @@ struct Shared {
 }
 
 pub(super) fn run(ctx: ShardContext, inbox: mpsc::Receiver<ShardInput>) {
+    raise_priority();
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -71,13 +73,21 @@ async fn drive(ctx: ShardContext, mut inbox: mpsc::Receiver<ShardInput>) {
         notify: Notify::new(),
     });
     let mut drain_until: Option<Instant> = None;
+    let timer = match super::timer::PreciseTimer::new() {
+        Ok(t) => Some(t),
+        Err(e) => {
+            tracing::warn!(error = %e, "no timerfd: pacing falls back to millisecond timers");
+            None
+        }
+    };
     loop {
         let deadline = shared.shard.borrow().engine.poll_timeout();
         shared.wake_at.set(deadline);
         let sleep = async {
-            match deadline {
-                Some(t) => tokio::time::sleep_until(t.into()).await,
-                None => std::future::pending().await,
+            match (deadline, &timer) {
+                (Some(t), Some(timer)) => timer.sleep_until(t).await,
+                (Some(t), None) => tokio::time::sleep_until(t.into()).await,
+                (None, _) => std::future::pending().await,
             }
         };
         tokio::select! {
@@ -131,7 +141,7 @@ fn flush(s: &mut Shard, shared: &Rc<Shared>) {
         match out {
             Output::Rtp { port, to, data } => {
                 if let Some((sock, _)) = s.media.get(&port) {
-                    if sock.try_send_to(&data, to).is_err() {
+                    if sock.get_ref().send_to(&data, to).is_err() {
                         s.send_errors += 1;
                     }
                 }
@@ -184,17 +194,26 @@ fn flush(s: &mut Shard, shared: &Rc<Shared>) {
     }
 }
 
-fn open_rtp(ip: IpAddr, port: u16) -> std::io::Result<UdpSocket> {
+/// A call's RTP socket, registered with the reactor for reading only: sends go
+/// straight to the non-blocking socket. (Registering for writability too would
+/// make every sent packet's freed buffer space wake the shard's epoll.)
+type RtpSocket = AsyncFd<std::net::UdpSocket>;
+
+fn open_rtp(ip: IpAddr, port: u16) -> std::io::Result<RtpSocket> {
     let sock = std::net::UdpSocket::bind(SocketAddr::new(ip, port))?;
     sock.set_nonblocking(true)?;
-    UdpSocket::from_std(sock)
+    // SAFETY: the std socket owns its descriptor for as long as the AsyncFd lives.
+    unsafe { AsyncFd::register_with_interest(sock, Interest::READABLE) }
+        .map_err(|e| e.into_parts().1)
 }
 
-async fn rtp_receive(sock: Rc<UdpSocket>, port: u16, shared: Rc<Shared>) {
+async fn rtp_receive(sock: Rc<RtpSocket>, port: u16, shared: Rc<Shared>) {
     let mut buf = [0u8; 1500];
     loop {
-        let Ok((n, from)) = sock.recv_from(&mut buf).await else {
-            tokio::task::yield_now().await;
+        let Ok(mut guard) = sock.readable().await else {
+            return;
+        };
+        let Ok(Ok((n, from))) = guard.try_io(|s| s.get_ref().recv_from(&mut buf)) else {
             continue;
         };
         let mut s = shared.shard.borrow_mut();
@@ -208,5 +227,19 @@ async fn rtp_receive(sock: Rc<UdpSocket>, port: u16, shared: Rc<Shared>) {
                 shared.notify.notify_one();
             }
         }
+    }
+}
+
+/// Media threads pace audio: ask for a higher CPU share (nice -10) so that a
+/// busy neighbour delays a packet less. Best effort: without the privilege the
+/// thread keeps its normal priority.
+fn raise_priority() {
+    // SAFETY: gettid and setpriority on the calling thread have no preconditions.
+    let ok = unsafe {
+        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+        libc::setpriority(libc::PRIO_PROCESS, tid, -10) == 0
+    };
+    if !ok {
+        tracing::debug!("shard thread keeps normal priority (no CAP_SYS_NICE)");
     }
 }
