@@ -32,16 +32,35 @@ pub fn isolate(test: &str) -> bool {
         .map(|o| o.stdout.starts_with(b"0"))
         .unwrap_or(false);
     let ns: &[&str] = if root { &["-n"] } else { &["-r", "-n"] };
-    let status = Command::new("unshare")
+    let out = Command::new("unshare")
         .args(ns)
         .args(["sh", "-c", "ip link set lo up && exec \"$0\" \"$@\""])
         .arg(&exe)
         .args([test, "--exact", "--nocapture", "--test-threads=1"])
         .env("VAXEL_IN_NETNS", "1")
-        .status()
+        .output()
         .expect("unshare not available: these tests need util-linux's unshare and root (or user namespaces)");
+    // The inner run's own report is shown in full only when it failed.
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    if out.status.success() {
+        let body: Vec<&str> = report
+            .lines()
+            .filter(|l| {
+                !l.starts_with("test result")
+                    && !l.starts_with("running ")
+                    && !l.starts_with("test ")
+            })
+            .collect();
+        eprintln!("{}", body.join("\n"));
+    } else {
+        eprintln!("{report}");
+    }
     assert!(
-        status.success(),
+        out.status.success(),
         "{test} failed inside its network namespace"
     );
     false
