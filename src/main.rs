@@ -105,7 +105,7 @@ fn main() -> anyhow::Result<()> {
             }
             cfg.log.show_numbers |= a.show_numbers;
             cfg.validate()?;
-            init_logs(&cfg.log.level);
+            let _flush_on_exit = init_logs(&cfg.log.level);
             vaxel::runtime::serve(cfg).context("vaxel serve")?;
         }
         Command::CheckAudio { dir } => {
@@ -121,12 +121,17 @@ fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-fn init_logs(level: &str) {
+/// Logs go to stderr through a background writer thread, so that a slow
+/// terminal or pipe never stalls a drive loop (under extreme load lines are
+/// dropped rather than calls delayed).
+fn init_logs(level: &str) -> tracing_appender::non_blocking::WorkerGuard {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+    let (writer, guard) = tracing_appender::non_blocking(std::io::stderr());
     tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(writer)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
+    guard
 }

@@ -300,6 +300,7 @@ fn a_retransmitted_invite_makes_no_second_call() {
         peer.packets.iter().map(|p| (p.from, p.ssrc)).collect();
     assert_eq!(sources.len(), 1, "one RTP stream, one call");
     assert_eq!(vaxel.count("incoming call"), 1, "{}", vaxel.log());
+    assert_eq!(vaxel.count(": answered"), 1, "{}", vaxel.log());
 }
 
 #[test]

@@ -341,7 +341,7 @@ impl Engine {
         self.next_call += 1;
         let span = tracing::info_span!("call", call = %id, from = %redact(&caller, self.cfg.show_numbers), to = %dialled);
         span.in_scope(
-            || tracing::info!(%source, transport = transport.via_name(), "incoming call"),
+            || tracing::debug!(%source, transport = transport.via_name(), "incoming call"),
         );
         let session_id = self.random() >> 1;
         let call = Call {
@@ -575,7 +575,9 @@ impl Engine {
         let call = self.calls.get_mut(&id).expect("call exists");
         call.state = CallState::Answered;
         let key = call.invite_key.clone();
-        call.span.in_scope(|| tracing::info!("answered"));
+        let (source, transport) = (call.dialog.peer, call.dialog.transport.via_name());
+        call.span
+            .in_scope(|| tracing::info!(%source, transport, "answered"));
         if let Some(ServerTx::Invite {
             tx,
             transport,
