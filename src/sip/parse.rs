@@ -197,7 +197,10 @@ pub fn parse_message(buf: &[u8], stream: bool) -> Result<Message, Malformed> {
         if line.starts_with(' ') || line.starts_with('\t') {
             match headers.0.last_mut() {
                 Some((_, v)) => {
-                    v.push(' ');
+                    // Folding is one SP (§7.3.1); none when the value was empty.
+                    if !v.is_empty() {
+                        v.push(' ');
+                    }
                     v.push_str(line.trim());
                 }
                 None => header_error = header_error.or(Some(ParseError::BadHeaderLine)),

@@ -1,0 +1,34 @@
+//! The whole engine core on arbitrary SIP datagrams and RTP packets: nothing
+//! panics, and every output stays well-formed enough to send.
+#![no_main]
+use libfuzzer_sys::fuzz_target;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use vaxel::engine::{CallGate, Engine, EngineConfig, Output};
+use vaxel::media::prompt::{Prompt, PromptCache};
+use vaxel::sip::Transport;
+
+fuzz_target!(|data: &[u8]| {
+    let prompts = PromptCache::from_prompts(vec![Prompt::from_pcm("sv/welcome", vec![100; 1600])]);
+    let mut e = Engine::new(EngineConfig::default(), prompts, Arc::new(CallGate::new(4)));
+    let t0 = Instant::now();
+    let src = "127.0.0.1:5061".parse().unwrap();
+    let local = "127.0.0.1:5060".parse().unwrap();
+    // Split the input into messages at 0xFE bytes; odd ones go to RTP ports.
+    for (i, part) in data.split(|b| *b == 0xFE).enumerate() {
+        let now = t0 + Duration::from_millis(i as u64 * 7);
+        if i % 3 == 2 {
+            e.handle_rtp(now, 20000, "127.0.0.1:40000".parse().unwrap(), part);
+        } else {
+            e.handle_sip(now, Transport::Udp, src, local, part);
+        }
+        while let Some(o) = e.poll_output() {
+            if let Output::OpenMedia { port } = o {
+                e.media_opened(now, port, part.len() % 2 == 0);
+            }
+        }
+        e.handle_timeout(now);
+    }
+    e.handle_timeout(t0 + Duration::from_secs(120));
+    while e.poll_output().is_some() {}
+});
