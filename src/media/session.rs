@@ -237,3 +237,75 @@ impl MediaSession {
         Some(self.remote)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sip::sdp::{negotiate, SessionDescription};
+
+    fn session(now: Instant, pts: &str) -> MediaSession {
+        let sdp = format!("v=0\r\nc=IN IP4 10.0.0.5\r\nm=audio 40000 RTP/AVP {pts}\r\na=rtpmap:101 telephone-event/8000\r\n");
+        let neg = negotiate(&SessionDescription::parse(sdp.as_bytes()).unwrap()).unwrap();
+        MediaSession::new(now, MediaTransport::Udp { port: 20000 }, &neg, 1, 1, 1)
+    }
+
+    fn rtp(pt: u8, payload: &[u8]) -> Vec<u8> {
+        rtp_rs::RtpPacketBuilder::new()
+            .payload_type(pt)
+            .ssrc(9)
+            .sequence(1.into())
+            .timestamp(160)
+            .payload(payload)
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn latches_to_the_real_source_and_ignores_rtcp_and_strangers() {
+        let t0 = Instant::now();
+        let mut s = session(t0, "0 101");
+        let nat: SocketAddr = "192.0.2.7:31000".parse().unwrap();
+        // RTCP sender report multiplexed on the port: never audio, never latched.
+        let rtcp = [
+            0x80u8, 200, 0, 6, 0, 0, 0, 9, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+            0,
+        ];
+        s.on_packet(t0, nat, &rtcp);
+        assert_eq!(s.packets_received, 0);
+        assert_eq!(s.remote(), "10.0.0.5:40000".parse().unwrap());
+        // A payload type that was not negotiated is ignored too.
+        s.on_packet(t0, nat, &rtp(18, &[0; 20]));
+        assert_eq!(s.packets_received, 0);
+        // Real audio from behind a NAT: media now goes back there.
+        s.on_packet(t0, nat, &rtp(0, &[0xFF; 160]));
+        assert_eq!(s.remote(), nat);
+        let mut buf = Vec::new();
+        assert_eq!(s.poll_transmit(t0, &mut buf), Some(nat));
+        // Another source cannot take the stream over while the caller talks...
+        let other: SocketAddr = "192.0.2.99:4000".parse().unwrap();
+        s.on_packet(t0 + Duration::from_millis(20), other, &rtp(0, &[0xFF; 160]));
+        assert_eq!(s.remote(), nat);
+        // ...but after 2 s of silence from it (a NAT rebinding), it can.
+        s.on_packet(t0 + Duration::from_secs(3), other, &rtp(0, &[0xFF; 160]));
+        assert_eq!(s.remote(), other);
+    }
+
+    #[test]
+    fn a_stalled_sender_skips_instead_of_bursting() {
+        let t0 = Instant::now();
+        let mut s = session(t0, "0");
+        let mut buf = Vec::new();
+        assert!(s.poll_transmit(t0, &mut buf).is_some());
+        assert!(
+            s.poll_transmit(t0, &mut buf).is_none(),
+            "one packet per 20 ms"
+        );
+        // 200 ms late: one packet now, timestamps jump by the lost time.
+        let late = t0 + Duration::from_millis(220);
+        assert!(s.poll_transmit(late, &mut buf).is_some());
+        let ts = rtp_rs::RtpReader::new(&buf).unwrap().timestamp();
+        assert_eq!(ts, 1 + 160 * 11);
+        assert!(rtp_rs::RtpReader::new(&buf).unwrap().mark());
+        assert!(s.poll_transmit(late, &mut buf).is_none());
+    }
+}

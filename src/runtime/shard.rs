@@ -134,6 +134,8 @@ async fn drive(ctx: ShardContext, mut inbox: mpsc::Receiver<ShardInput>) {
         }
     }
     inbox.close();
+    let s = shared.shard.borrow();
+    tracing::info!(shard = ctx.index, stats = ?s.engine.stats, send_errors = s.send_errors, "shard stopped");
 }
 
 fn flush(s: &mut Shard, shared: &Rc<Shared>) {
