@@ -116,21 +116,8 @@ impl Engine {
             r.headers.push(HeaderName::Unsupported, required.join(", "));
             if req.method == Method::Invite {
                 let trying = make_response(&req, 100, None, source).to_bytes();
-                let mut tx = ServerInvite::new(self.cfg.timers, transport.is_reliable(), trying);
-                if let Some(b) = tx.send_response(now, 420, r.to_bytes()) {
-                    self.send_sip(transport, dest, b);
-                }
-                let next = tx.poll_timeout();
-                self.server_tx.insert(
-                    key.clone(),
-                    ServerTx::Invite {
-                        tx,
-                        call: None,
-                        transport,
-                        dest,
-                    },
-                );
-                self.schedule(next, TimerRef::Server(key));
+                let tx = ServerInvite::new(self.cfg.timers, transport.is_reliable(), trying);
+                self.answer_invite_tx(now, tx, transport, dest, key, &r);
             } else {
                 self.reply_non_invite(now, transport, dest, key, r);
             }
@@ -168,6 +155,33 @@ impl Engine {
                 self.reply_non_invite(now, transport, dest, key, r);
             }
         }
+    }
+
+    /// Sends a final response on a new INVITE server transaction that belongs
+    /// to no call, and keeps the transaction for its retransmissions (G/H).
+    fn answer_invite_tx(
+        &mut self,
+        now: Instant,
+        mut tx: ServerInvite,
+        transport: Transport,
+        dest: SocketAddr,
+        key: TransactionKey,
+        resp: &Response,
+    ) {
+        if let Some(b) = tx.send_response(now, resp.status, resp.to_bytes()) {
+            self.send_sip(transport, dest, b);
+        }
+        let next = tx.poll_timeout();
+        self.server_tx.insert(
+            key.clone(),
+            ServerTx::Invite {
+                tx,
+                call: None,
+                transport,
+                dest,
+            },
+        );
+        self.schedule(next, TimerRef::Server(key));
     }
 
     fn reply_non_invite(
@@ -255,29 +269,14 @@ impl Engine {
         let mut tx = ServerInvite::new(self.cfg.timers, reliable, trying.clone());
         self.send_sip(transport, dest, trying);
 
-        let refuse = |this: &mut Engine,
-                      mut tx: ServerInvite,
-                      status: u16,
-                      extra: Vec<(HeaderName, String)>| {
-            let mut r = make_response(&req, status, Some(&local_tag), source);
-            for (n, v) in extra {
-                r.headers.push(n, v);
-            }
-            if let Some(b) = tx.send_response(now, status, r.to_bytes()) {
-                this.send_sip(transport, dest, b);
-            }
-            let next = tx.poll_timeout();
-            this.server_tx.insert(
-                key.clone(),
-                ServerTx::Invite {
-                    tx,
-                    call: None,
-                    transport,
-                    dest,
-                },
-            );
-            this.schedule(next, TimerRef::Server(key.clone()));
-        };
+        let refuse =
+            |this: &mut Engine, tx: ServerInvite, status: u16, extra: Vec<(HeaderName, String)>| {
+                let mut r = make_response(&req, status, Some(&local_tag), source);
+                for (n, v) in extra {
+                    r.headers.push(n, v);
+                }
+                this.answer_invite_tx(now, tx, transport, dest, key.clone(), &r);
+            };
 
         let call_id = req
             .headers
@@ -735,7 +734,7 @@ impl Engine {
         tag: &str,
     ) {
         let trying = make_response(&req, 100, None, source).to_bytes();
-        let mut tx = ServerInvite::new(self.cfg.timers, transport.is_reliable(), trying);
+        let tx = ServerInvite::new(self.cfg.timers, transport.is_reliable(), trying);
         let found = self.find_dialog(&req);
         // A resumed call keeps its media slot.
         let slot = found
@@ -782,20 +781,7 @@ impl Engine {
             r.headers.push(HeaderName::ContentType, "application/sdp");
             r.body = sdp.into_bytes();
         }
-        if let Some(b) = tx.send_response(now, status, r.to_bytes()) {
-            self.send_sip(transport, dest, b);
-        }
-        let next = tx.poll_timeout();
-        self.server_tx.insert(
-            key.clone(),
-            ServerTx::Invite {
-                tx,
-                call: None,
-                transport,
-                dest,
-            },
-        );
-        self.schedule(next, TimerRef::Server(key));
+        self.answer_invite_tx(now, tx, transport, dest, key, &r);
         if let Some(id) = found {
             self.schedule_call(id);
         }
