@@ -457,3 +457,56 @@ fn sigterm_lets_the_call_in_progress_finish_and_refuses_new_ones() {
     let status = vaxel.wait_exit(Duration::from_secs(10));
     assert!(status.success(), "exit status {status}");
 }
+
+#[test]
+fn past_the_call_limit_new_calls_get_503_and_the_call_in_progress_is_undisturbed() {
+    if !isolate("past_the_call_limit_new_calls_get_503_and_the_call_in_progress_is_undisturbed") {
+        return;
+    }
+    let mut peer = RtpPeer::bind(RTP);
+    let vaxel = Vaxel::start(&["--max-calls", "1"]);
+    let rtp_port = RTP.to_string();
+    let mut keys = vec![
+        ("rtp_port", rtp_port.as_str()),
+        ("pts", "0 101"),
+        ("info_at_ms", "3000"),
+        ("after_info_ms", "100"),
+    ];
+    keys.extend(no_info());
+    let call = sipp("call.xml", &keys, &[]);
+    peer.wait_first(Duration::from_secs(5));
+    // Five callers more while the first call plays: each is refused.
+    let refused = std::process::Command::new("sipp")
+        .args([
+            SIP,
+            "-sn",
+            "uac",
+            "-i",
+            "127.0.0.1",
+            "-p",
+            "5070",
+            "-m",
+            "5",
+            "-r",
+            "10",
+            "-nostdin",
+            "-timeout",
+            "10",
+        ])
+        .args(["-trace_err", "-error_file", "/tmp/vaxel-503.err"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(!refused.success(), "calls past the limit were accepted");
+    let errors = std::fs::read_to_string("/tmp/vaxel-503.err").unwrap_or_default();
+    assert!(errors.contains("503"), "expected 503 answers: {errors}");
+    assert!(
+        errors.contains("Retry-After"),
+        "503 without Retry-After: {errors}"
+    );
+    peer.record(Duration::from_millis(1500));
+    wait_sipp(call, "call.xml at the limit");
+    check_stream(&peer, 0);
+    assert_eq!(vaxel.count("answered"), 1, "{}", vaxel.log());
+}
