@@ -195,7 +195,6 @@ fn in_band_tone_is_detected_when_no_telephone_event_is_offered() {
         "digit prompt at {three}, tone started at {sent_at}"
     );
     // Exactly one detection for one press.
-    assert_eq!(frames.windows(1).filter(|_| false).count(), 0);
     let again = find_prompt(
         &frames[three + 1..],
         prompts.get("sv/digit-3").unwrap(),

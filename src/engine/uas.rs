@@ -210,8 +210,6 @@ impl Engine {
 
     /// Checks an initial INVITE against what a UAS must refuse (§8.2.2–8.2.3).
     fn screen_invite(&self, req: &Request) -> Result<Option<Negotiated>, Refusal> {
-        let uri = Uri::parse(&req.uri).map_err(|_| (400, vec![]))?;
-        let _ = uri;
         if let Some(accept) = req.headers.get(&HeaderName::Accept) {
             let ok = crate::sip::message::split_list(accept).any(|a| {
                 let a = a

@@ -106,11 +106,8 @@ pub fn response_destination(req: &Request, transport: Transport, source: SocketA
     if header::param(&via.params, "rport").is_some() {
         return source;
     }
-    if let Some(Some(maddr)) = header::param(&via.params, "maddr") {
-        // Multicast responses are never sent; a maddr elsewhere is ignored too:
-        // the engine answers where the request came from.
-        let _ = maddr;
-    }
+    // A `maddr` (multicast) is ignored: the engine answers where the request
+    // came from, never to a group or a third address.
     SocketAddr::new(source.ip(), via.port.unwrap_or(5060))
 }
 
