@@ -478,3 +478,46 @@ fn unknown_dialogs_methods_and_codecs() {
         .unwrap()
         .contains("INVITE"));
 }
+
+#[test]
+fn an_overloaded_shard_refuses_new_calls_but_serves_its_own() {
+    let mut h = Harness::new(EngineConfig::default(), 10);
+    h.send(&invite("call-10", "z9hG4bK10", "0"));
+    let tag = to_tag(&h.responses()[1]);
+    h.e.set_overloaded(true);
+    h.send(&invite("call-11", "z9hG4bK11", "0"));
+    let busy = h
+        .responses()
+        .into_iter()
+        .find(|r| r.status == 503)
+        .expect("503 while overloaded");
+    assert!(busy.headers.get(&HeaderName::RetryAfter).is_some());
+    assert_eq!(h.e.stats.calls_refused_overload, 1);
+    // The call in progress still gets its ACK, media and BYE handled.
+    h.send(&in_dialog(
+        "ACK",
+        "call-10",
+        &tag,
+        1,
+        "z9hG4bKa10",
+        ("", ""),
+    ));
+    h.advance(Duration::from_millis(200));
+    assert!(h.rtp.len() >= 10);
+    h.send(&in_dialog(
+        "BYE",
+        "call-10",
+        &tag,
+        2,
+        "z9hG4bKb10",
+        ("", ""),
+    ));
+    assert_eq!(*h.statuses().last().unwrap(), 200);
+    h.e.set_overloaded(false);
+    h.send(&invite("call-12", "z9hG4bK12", "0"));
+    assert_eq!(
+        *h.statuses().last().unwrap(),
+        200,
+        "calls are taken again once the shard caught up"
+    );
+}

@@ -145,6 +145,7 @@ pub struct Stats {
     pub calls_started: u64,
     pub calls_ended: u64,
     pub calls_refused_busy: u64,
+    pub calls_refused_overload: u64,
     pub rtp_timeouts: u64,
     pub digits: u64,
 }
@@ -206,6 +207,7 @@ pub struct Engine {
     pending_invites: HashMap<CallRef, crate::sip::message::Request>,
     next_call: u64,
     draining: bool,
+    overloaded: bool,
     epoch: Option<Instant>,
     slot_load: [u32; SLOTS as usize],
     rng: u64,
@@ -231,6 +233,7 @@ impl Engine {
             pending_invites: HashMap::new(),
             next_call: 1,
             draining: false,
+            overloaded: false,
             epoch: None,
             slot_load: [0; SLOTS as usize],
             rng,
@@ -461,6 +464,16 @@ impl Engine {
         };
         media.on_packet(now, from, data);
         self.drain_media_events(now, id);
+    }
+
+    /// While set, new calls get 503 with Retry-After (the runtime sets it when
+    /// SIP waits too long in the shard's queue).
+    pub fn set_overloaded(&mut self, on: bool) {
+        self.overloaded = on;
+    }
+
+    pub fn is_overloaded(&self) -> bool {
+        self.overloaded
     }
 
     /// Stop taking new calls (they get 503); calls in progress go on.

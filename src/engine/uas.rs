@@ -288,6 +288,10 @@ impl Engine {
             Ok(o) => o,
             Err((status, extra)) => return refuse(self, tx, status, extra),
         };
+        if self.overloaded {
+            self.stats.calls_refused_overload += 1;
+            return refuse(self, tx, 503, vec![(HeaderName::RetryAfter, "2".into())]);
+        }
         if self.draining || !self.gate.try_acquire() {
             self.stats.calls_refused_busy += 1;
             return refuse(self, tx, 503, vec![(HeaderName::RetryAfter, "5".into())]);

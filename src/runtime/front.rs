@@ -34,7 +34,7 @@ pub(super) async fn run(
                     continue; // keep-alive
                 }
                 let i = shard_for(&data, inboxes.len());
-                if inboxes[i].try_send(ShardInput::Sip { transport: Transport::Udp, source, local, data }).is_err() {
+                if inboxes[i].try_send(ShardInput::Sip { transport: Transport::Udp, source, local, data, received: std::time::Instant::now() }).is_err() {
                     dropped += 1;
                     if dropped.is_power_of_two() {
                         tracing::warn!(dropped, "shard inbox full: SIP datagrams dropped (overload)");
@@ -81,7 +81,7 @@ pub(super) async fn run(
                 let Ok((n, source)) = r else { continue };
                 let data = buf[..n].to_vec();
                 let i = shard_for(&data, inboxes.len());
-                let _ = inboxes[i].try_send(ShardInput::Sip { transport: Transport::Udp, source, local, data });
+                let _ = inboxes[i].try_send(ShardInput::Sip { transport: Transport::Udp, source, local, data, received: std::time::Instant::now() });
             }
         }
     }
@@ -163,7 +163,7 @@ async fn connection(
                         }
                     };
                     let i = shard_for(&data, inboxes.len());
-                    if inboxes[i].send(ShardInput::Sip { transport: Transport::Tcp(id), source, local, data }).await.is_err() {
+                    if inboxes[i].send(ShardInput::Sip { transport: Transport::Tcp(id), source, local, data, received: std::time::Instant::now() }).await.is_err() {
                         break 'conn;
                     }
                     if done {

@@ -44,6 +44,8 @@ pub(crate) enum ShardInput {
         source: SocketAddr,
         local: SocketAddr,
         data: Vec<u8>,
+        /// When the front received it: the shard's queueing delay tells overload.
+        received: std::time::Instant,
     },
     Drain,
 }

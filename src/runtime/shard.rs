@@ -16,6 +16,11 @@ use tokio::io::Interest;
 use tokio::sync::{mpsc, Notify};
 use tokio::task::AbortHandle;
 
+/// A SIP message that waited longer than this in the shard's queue means the
+/// shard is behind: new calls are refused (503) until it catches up, so that the
+/// calls it has keep their timers and no retransmission storm builds up.
+const OVERLOAD_DELAY: Duration = Duration::from_millis(100);
+
 pub(super) struct ShardContext {
     pub index: usize,
     pub engine: EngineConfig,
@@ -99,13 +104,31 @@ async fn drive(ctx: ShardContext, mut inbox: mpsc::Receiver<ShardInput>) {
             }
             msg = inbox.recv() => {
                 match msg {
-                    Some(ShardInput::Sip { transport, source, local, data }) => {
+                    Some(first @ ShardInput::Sip { .. }) => {
                         let mut s = shared.shard.borrow_mut();
                         let now = Instant::now();
-                        s.engine.handle_sip(now, transport, source, local, &data);
                         // Take whatever else is queued before flushing (batching).
-                        while let Ok(ShardInput::Sip { transport, source, local, data }) = inbox.try_recv() {
-                            s.engine.handle_sip(now, transport, source, local, &data);
+                        let mut next = Some(first);
+                        while let Some(msg) = next.take() {
+                            match msg {
+                                ShardInput::Sip { transport, source, local, data, received } => {
+                                    let late = now.saturating_duration_since(received) > OVERLOAD_DELAY;
+                                    if late != s.engine.is_overloaded() {
+                                        if late {
+                                            tracing::warn!(shard = ctx.index, "overloaded: SIP waits over {} ms; new calls get 503", OVERLOAD_DELAY.as_millis());
+                                        } else {
+                                            tracing::info!(shard = ctx.index, "overload over");
+                                        }
+                                        s.engine.set_overloaded(late);
+                                    }
+                                    s.engine.handle_sip(now, transport, source, local, &data);
+                                }
+                                ShardInput::Drain => {
+                                    s.engine.set_draining();
+                                    drain_until = Some(now + ctx.drain_timeout);
+                                }
+                            }
+                            next = inbox.try_recv().ok();
                         }
                         flush(&mut s, &shared);
                     }
