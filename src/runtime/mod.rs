@@ -36,6 +36,12 @@ pub enum RuntimeError {
     Io(#[from] std::io::Error),
 }
 
+/// SIP messages a shard may have queued. Kept short on purpose: a message that
+/// waited longer than T1 has already been retransmitted, so queueing more only
+/// adds work; past this, the front drops datagrams (counted, logged) and the
+/// senders' retransmissions stand in for them.
+const SHARD_QUEUE: usize = 2048;
+
 /// A SIP message for a shard.
 #[derive(Debug)]
 pub(crate) enum ShardInput {
@@ -115,7 +121,7 @@ pub fn serve(cfg: Config) -> Result<(), RuntimeError> {
             show_numbers: cfg.log.show_numbers,
             seed: seed.wrapping_add(i as u64 * 0x1000_0000_0001),
         };
-        let (tx, rx) = mpsc::channel(16_384);
+        let (tx, rx) = mpsc::channel(SHARD_QUEUE);
         inboxes.push(tx);
         let ctx = shard::ShardContext {
             index: i,
