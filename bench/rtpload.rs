@@ -179,18 +179,7 @@ fn recv(args: &[String]) {
         vaxel::media::prompt::PromptCache::load_dir(std::path::Path::new(&audio)).expect("prompts");
     let digit = prompts.get("sv/digit-5").expect("sv/digit-5");
     let codec = vaxel::media::g711::Codec::Pcmu;
-    let silent = codec.silence();
-    let loud = (0..digit.frames())
-        .find(|&i| {
-            digit
-                .frame(codec, i)
-                .unwrap()
-                .iter()
-                .filter(|b| **b != silent)
-                .count()
-                > 80
-        })
-        .unwrap_or(0);
+    let loud = digit.first_sounding_frame(codec).unwrap_or(0);
     let loud_frame = digit.frame(codec, loud).unwrap().to_vec();
 
     let mut streams: HashMap<SocketAddr, Stream> = HashMap::new();

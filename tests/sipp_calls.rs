@@ -11,8 +11,32 @@ use vaxel::media::g711::Codec;
 
 const RTP: u16 = 40000;
 
-fn no_info() -> [(&'static str, &'static str); 2] {
-    [("info_ct", "text/plain"), ("info_body", "")]
+/// An INFO with no body: it carries no digit and gets 200.
+const NO_INFO: (&str, &str) = ("text/plain", "");
+
+/// A SIPp caller (`call.xml` or `engine_hangs_up.xml`) whose SDP names the test's
+/// RTP endpoint and offers `pts`; it sends one SIP INFO (`info`: content type and
+/// body) `info_at_ms` after the answer, then hangs up `after_ms` later (or, in
+/// engine_hangs_up.xml, waits that long for the engine's BYE).
+fn caller(
+    scenario: &str,
+    pts: &str,
+    info_at_ms: &str,
+    after_ms: &str,
+    info: (&str, &str),
+    extra: &[&str],
+) -> std::process::Child {
+    let rtp = RTP.to_string();
+    let keys = [
+        ("rtp_port", rtp.as_str()),
+        ("pts", pts),
+        ("info_at_ms", info_at_ms),
+        ("after_info_ms", after_ms),
+        ("bye_within_ms", after_ms),
+        ("info_ct", info.0),
+        ("info_body", info.1),
+    ];
+    sipp(scenario, &keys, extra)
 }
 
 /// Checks RTP headers and pacing of a received stream.
@@ -60,15 +84,7 @@ fn pcmu_call_hears_the_welcome_and_an_rfc4733_digit_barges_in() {
     let prompts = prompts();
     let mut peer = RtpPeer::bind(RTP);
     let vaxel = Vaxel::start(&[]);
-    let rtp_port = RTP.to_string();
-    let mut keys = vec![
-        ("rtp_port", rtp_port.as_str()),
-        ("pts", "0 101"),
-        ("info_at_ms", "5000"),
-        ("after_info_ms", "100"),
-    ];
-    keys.extend(no_info());
-    let sipp = sipp("call.xml", &keys, &[]);
+    let sipp = caller("call.xml", "0 101", "5000", "100", NO_INFO, &[]);
     peer.wait_first(Duration::from_secs(5));
     peer.record(Duration::from_millis(1500));
     let digit_at = peer.packets.len();
@@ -113,16 +129,14 @@ fn pcma_call_and_sip_info_digit() {
     let prompts = prompts();
     let mut peer = RtpPeer::bind(RTP);
     let _vaxel = Vaxel::start(&[]);
-    let rtp_port = RTP.to_string();
-    let keys = [
-        ("rtp_port", rtp_port.as_str()),
-        ("pts", "8 0 101"),
-        ("info_at_ms", "1500"),
-        ("after_info_ms", "2500"),
-        ("info_ct", "application/dtmf-relay"),
-        ("info_body", "Signal=7\r\nDuration=160"),
-    ];
-    let sipp = sipp("call.xml", &keys, &[]);
+    let sipp = caller(
+        "call.xml",
+        "8 0 101",
+        "1500",
+        "2500",
+        ("application/dtmf-relay", "Signal=7\r\nDuration=160"),
+        &[],
+    );
     peer.wait_first(Duration::from_secs(5));
     peer.record(Duration::from_millis(3800));
     wait_sipp(sipp, "call.xml");
@@ -148,15 +162,7 @@ fn in_band_tone_is_detected_when_no_telephone_event_is_offered() {
     let prompts = prompts();
     let mut peer = RtpPeer::bind(RTP);
     let _vaxel = Vaxel::start(&[]);
-    let rtp_port = RTP.to_string();
-    let mut keys = vec![
-        ("rtp_port", rtp_port.as_str()),
-        ("pts", "0"),
-        ("info_at_ms", "5000"),
-        ("after_info_ms", "100"),
-    ];
-    keys.extend(no_info());
-    let sipp = sipp("call.xml", &keys, &[]);
+    let sipp = caller("call.xml", "0", "5000", "100", NO_INFO, &[]);
     peer.wait_first(Duration::from_secs(5));
     peer.record(Duration::from_millis(1000));
     // 120 ms of '3' between silences, as a phone's microphone path sends it.
@@ -226,16 +232,14 @@ fn hash_makes_the_engine_say_goodbye_and_send_bye() {
     let prompts = prompts();
     let mut peer = RtpPeer::bind(RTP);
     let vaxel = Vaxel::start(&[]);
-    let rtp_port = RTP.to_string();
-    let keys = [
-        ("rtp_port", rtp_port.as_str()),
-        ("pts", "0 101"),
-        ("info_at_ms", "500"),
-        ("info_ct", "application/dtmf"),
-        ("info_body", "#"),
-        ("bye_within_ms", "15000"),
-    ];
-    let sipp = sipp("engine_hangs_up.xml", &keys, &[]);
+    let sipp = caller(
+        "engine_hangs_up.xml",
+        "0 101",
+        "500",
+        "15000",
+        ("application/dtmf", "#"),
+        &[],
+    );
     peer.wait_first(Duration::from_secs(5));
     peer.record(Duration::from_millis(8000));
     wait_sipp(sipp, "engine_hangs_up.xml");
@@ -260,16 +264,8 @@ fn a_caller_that_sends_no_rtp_is_hung_up() {
     }
     let _peer = RtpPeer::bind(RTP);
     let vaxel = Vaxel::start(&["--rtp-timeout", "2"]);
-    let rtp_port = RTP.to_string();
-    let mut keys = vec![
-        ("rtp_port", rtp_port.as_str()),
-        ("pts", "0 101"),
-        ("info_at_ms", "100"),
-        ("bye_within_ms", "6000"),
-    ];
-    keys.extend(no_info());
     let t0 = Instant::now();
-    let sipp = sipp("engine_hangs_up.xml", &keys, &[]);
+    let sipp = caller("engine_hangs_up.xml", "0 101", "100", "6000", NO_INFO, &[]);
     wait_sipp(sipp, "engine_hangs_up.xml");
     let took = t0.elapsed();
     assert!(
@@ -310,16 +306,14 @@ fn a_call_over_tcp() {
     let prompts = prompts();
     let mut peer = RtpPeer::bind(RTP);
     let _vaxel = Vaxel::start(&[]);
-    let rtp_port = RTP.to_string();
-    let keys = [
-        ("rtp_port", rtp_port.as_str()),
-        ("pts", "0 101"),
-        ("info_at_ms", "1000"),
-        ("after_info_ms", "2000"),
-        ("info_ct", "application/dtmf-relay"),
-        ("info_body", "Signal=9"),
-    ];
-    let sipp = sipp("call.xml", &keys, &["-t", "t1"]);
+    let sipp = caller(
+        "call.xml",
+        "0 101",
+        "1000",
+        "2000",
+        ("application/dtmf-relay", "Signal=9"),
+        &["-t", "t1"],
+    );
     peer.wait_first(Duration::from_secs(5));
     peer.record(Duration::from_millis(2800));
     wait_sipp(sipp, "call.xml over TCP");
@@ -380,16 +374,14 @@ fn torture_messages_over_udp_and_tcp_leave_the_engine_serving() {
     // socket also hears the 200 retransmissions of the torture INVITEs.)
     // Still serving a normal call afterwards.
     let mut peer = RtpPeer::bind(RTP);
-    let rtp_port = RTP.to_string();
-    let keys = [
-        ("rtp_port", rtp_port.as_str()),
-        ("pts", "0 101"),
-        ("info_at_ms", "1000"),
-        ("after_info_ms", "2000"),
-        ("info_ct", "application/dtmf-relay"),
-        ("info_body", "Signal=2"),
-    ];
-    let sipp = sipp("call.xml", &keys, &[]);
+    let sipp = caller(
+        "call.xml",
+        "0 101",
+        "1000",
+        "2000",
+        ("application/dtmf-relay", "Signal=2"),
+        &[],
+    );
     peer.wait_first(Duration::from_secs(5));
     peer.record(Duration::from_millis(2800));
     wait_sipp(sipp, "call.xml after the torture set");
@@ -409,15 +401,7 @@ fn sigterm_lets_the_call_in_progress_finish_and_refuses_new_ones() {
     }
     let mut peer = RtpPeer::bind(RTP);
     let vaxel = Vaxel::start(&[]);
-    let rtp_port = RTP.to_string();
-    let mut keys = vec![
-        ("rtp_port", rtp_port.as_str()),
-        ("pts", "0 101"),
-        ("info_at_ms", "3000"),
-        ("after_info_ms", "100"),
-    ];
-    keys.extend(no_info());
-    let call = sipp("call.xml", &keys, &[]);
+    let call = caller("call.xml", "0 101", "3000", "100", NO_INFO, &[]);
     peer.wait_first(Duration::from_secs(5));
     let pid = vaxel.pid();
     std::process::Command::new("kill")
@@ -464,15 +448,7 @@ fn past_the_call_limit_new_calls_get_503_and_the_call_in_progress_is_undisturbed
     }
     let mut peer = RtpPeer::bind(RTP);
     let vaxel = Vaxel::start(&["--max-calls", "1"]);
-    let rtp_port = RTP.to_string();
-    let mut keys = vec![
-        ("rtp_port", rtp_port.as_str()),
-        ("pts", "0 101"),
-        ("info_at_ms", "3000"),
-        ("after_info_ms", "100"),
-    ];
-    keys.extend(no_info());
-    let call = sipp("call.xml", &keys, &[]);
+    let call = caller("call.xml", "0 101", "3000", "100", NO_INFO, &[]);
     peer.wait_first(Duration::from_secs(5));
     // Five callers more while the first call plays: each is refused.
     let refused = std::process::Command::new("sipp")

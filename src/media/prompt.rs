@@ -68,6 +68,16 @@ impl Prompt {
         self.frames() as u64 * 20
     }
 
+    /// The first frame that carries sound (more than half its samples away
+    /// from the encoded silence): where a listener starts to hear the prompt.
+    pub fn first_sounding_frame(&self, codec: Codec) -> Option<usize> {
+        let silent = codec.silence();
+        (0..self.frames()).find(|&i| {
+            self.frame(codec, i)
+                .is_some_and(|f| f.iter().filter(|b| **b != silent).count() > FRAME_SAMPLES / 2)
+        })
+    }
+
     /// The encoded 20 ms frame `i` (panics never: callers check `frames()`).
     pub fn frame(&self, codec: Codec, i: usize) -> Option<&[u8]> {
         let data = match codec {

@@ -373,16 +373,7 @@ pub fn find_prompt_start(
     n: usize,
 ) -> Option<usize> {
     // Skip leading silence: look for the first frames that carry sound.
-    let silent = codec.silence();
-    let first_loud = (0..prompt.frames()).find(|&i| {
-        prompt
-            .frame(codec, i)
-            .unwrap()
-            .iter()
-            .filter(|b| **b != silent)
-            .count()
-            > 80
-    })?;
+    let first_loud = prompt.first_sounding_frame(codec)?;
     let want: Vec<&[u8]> = (first_loud..(first_loud + n).min(prompt.frames()))
         .map(|i| prompt.frame(codec, i).unwrap())
         .collect();
