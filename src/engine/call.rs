@@ -67,6 +67,8 @@ pub struct Call {
     pub media: Option<MediaSession>,
     /// The 1 ms slot (of 20) the call's packets are sent in.
     pub media_slot: Option<u8>,
+    /// When the call's one live timer-heap entry fires (see `schedule_call`).
+    pub timer_at: Option<Instant>,
     /// SSRC, sequence and timestamp bases kept for a late offer's media.
     pub pending_media: Option<(u32, u16, u32)>,
     pub app: Builtin,

@@ -317,12 +317,22 @@ impl Engine {
         }
     }
 
+    /// Makes sure the call has a heap entry no later than its next deadline.
+    /// A call keeps at most one live entry (`timer_at`): a later deadline waits
+    /// for the entry it has, which re-arms itself when it fires early, so an RTP
+    /// packet that only moves the inactivity deadline costs no heap push.
     fn schedule_call(&mut self, id: CallRef) {
-        let at = self
-            .calls
-            .get(&id)
-            .and_then(|c| c.poll_timeout(self.cfg.rtp_timeout));
-        self.schedule(at, TimerRef::Call(id));
+        let rtp_timeout = self.cfg.rtp_timeout;
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        let Some(at) = call.poll_timeout(rtp_timeout) else {
+            return;
+        };
+        if call.timer_at.is_none_or(|t| at < t) {
+            call.timer_at = Some(at);
+            self.timers.push(Reverse((at, TimerRef::Call(id))));
+        }
     }
 
     fn send_sip(&mut self, transport: Transport, to: SocketAddr, data: Vec<u8>) {
@@ -339,20 +349,26 @@ impl Engine {
             if *t > now {
                 break;
             }
-            let Some(Reverse((_, what))) = self.timers.pop() else {
+            let Some(Reverse((t, what))) = self.timers.pop() else {
                 break;
             };
             match what {
                 TimerRef::Server(key) => self.server_tx_timeout(now, key),
                 TimerRef::Client(key) => self.client_tx_timeout(now, key),
                 TimerRef::Call(id) => {
-                    let due = self
-                        .calls
-                        .get(&id)
-                        .and_then(|c| c.poll_timeout(self.cfg.rtp_timeout))
-                        .is_some_and(|d| d <= now);
-                    if due {
+                    let rtp_timeout = self.cfg.rtp_timeout;
+                    let Some(call) = self.calls.get_mut(&id) else {
+                        continue;
+                    };
+                    // Only the call's live entry counts; superseded ones are dropped.
+                    if call.timer_at != Some(t) {
+                        continue;
+                    }
+                    call.timer_at = None;
+                    if call.poll_timeout(rtp_timeout).is_some_and(|d| d <= now) {
                         self.call_timeout(now, id);
+                    } else {
+                        self.schedule_call(id);
                     }
                 }
             }

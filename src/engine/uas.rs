@@ -370,6 +370,7 @@ impl Engine {
             media: None,
             pending_media: None,
             media_slot: None,
+            timer_at: None,
             app: Builtin::new(self.cfg.languages.clone(), self.cfg.silence_timeout),
             answer_at: None,
             session_id,
