@@ -30,6 +30,37 @@ for i in 0 1 2 3 4 5 6 7 8 9; do
 done
 say sv sv audio/sv/digit-star.flac "stjärna"; say en en audio/en/digit-star.flac "star"
 say sv sv audio/sv/digit-hash.flac "fyrkant"; say en en audio/en/digit-hash.flac "pound"
+# The shipped web-shop flow (flows/webbshop.toml): Nordkorgen's customer service.
+shop() { # name sv-text en-text
+  say sv sv "audio/sv/$1.wav" "$2"; say en en "audio/en/$1.wav" "$3"
+}
+shop welcome-shop "Välkommen till Nordkorgens kundtjänst." "Welcome to Nordkorgen customer service."
+shop human-option "Tryck noll när som helst för att prata med en person." "Press zero at any time to talk to a person."
+shop welcome-known "Hej igen, och välkommen tillbaka till Nordkorgen." "Hello again, and welcome back to Nordkorgen."
+shop welcome-back "Hej igen! Vi kopplar dig direkt till en kollega." "Hello again! We are putting you straight through."
+shop main-menu "Gäller det en beställning, tryck ett. Retur eller reklamation, tryck två. Betalning eller faktura, tryck tre." "For an order, press one. For returns or complaints, press two. For payment or invoices, press three."
+shop invalid "Det valet finns inte." "That is not one of the choices."
+shop no-input "Jag hörde inget val." "I did not hear a choice."
+shop ask-order-number "Slå ditt ordernummer och avsluta med fyrkant." "Enter your order number, then press pound."
+shop order-number-is "Ordernummer" "Order number"
+shop connecting "Ett ögonblick, du kopplas till en kollega." "One moment, we are connecting you to a colleague."
+shop returns-info "Returer är fria inom trettio dagar. Du kopplas nu till vår returavdelning." "Returns are free within thirty days. We are now connecting you to our returns team."
+shop closed "Kundtjänsten är stängd just nu. Vi har öppet måndag till lördag klockan åtta till tjugotvå, och söndag klockan tio till fjorton och arton till tjugotvå." "Customer service is closed right now. We are open Monday to Saturday from eight to ten p m, and Sunday from ten to two and six to ten p m."
+shop closed-menu "För att bli uppringd när vi öppnar, tryck ett. För att lämna ett meddelande, tryck två." "To get a call back when we open, press one. To leave a message, press two."
+shop callback-booked "Tack. Vi ringer upp dig så snart vi öppnar." "Thank you. We will call you back as soon as we open."
+shop voicemail-intro "Lämna ditt meddelande efter tonen och avsluta med fyrkant." "Leave your message after the tone, then press pound."
+shop thanks-goodbye "Tack för ditt meddelande. Hej då." "Thank you for your message. Goodbye."
+say en en audio/sv/for-english.wav "For English, press nine."
+say sv sv audio/en/for-english.wav "För svenska, tryck nio."
+# Numbers for `say` steps.
+svn=(noll ett två tre fyra fem sex sju åtta nio tio elva tolv tretton fjorton femton sexton sjutton arton nitton)
+enn=(zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen seventeen eighteen nineteen)
+for i in $(seq 0 19); do shop "num-$i" "${svn[$i]}" "${enn[$i]}"; done
+svt=(x x tjugo trettio fyrtio femtio sextio sjuttio åttio nittio)
+ent=(x x twenty thirty forty fifty sixty seventy eighty ninety)
+for i in 2 3 4 5 6 7 8 9; do shop "num-${i}0" "${svt[$i]}" "${ent[$i]}"; done
+shop num-100 "hundra" "hundred"; shop num-1000 "tusen" "thousand"
+sox -D -n -r 8000 -b 16 -c 1 audio/music/beep.wav synth 0.4 sine 1000 gain -10
 # Hold music: a slow progression of soft chords, 16 s, as Ogg Vorbis at 44.1 kHz stereo.
 parts=()
 for chord in "C4 E4 G4" "A3 C4 E4" "F3 A3 C4" "G3 B3 D4"; do

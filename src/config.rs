@@ -78,10 +78,6 @@ impl Default for RtpConfig {
 pub struct EngineSection {
     /// Drive-loop threads; 0 = one per core.
     pub shards: usize,
-    /// Languages of the built-in answering behaviour, in playing order.
-    pub languages: Vec<String>,
-    /// Hang up after this long without a key press.
-    pub silence_timeout_s: u64,
     /// On SIGTERM, wait at most this long for calls in progress to end.
     pub drain_timeout_s: u64,
 }
@@ -90,8 +86,6 @@ impl Default for EngineSection {
     fn default() -> Self {
         EngineSection {
             shards: 0,
-            languages: vec!["sv".into(), "en".into()],
-            silence_timeout_s: 20,
             drain_timeout_s: 300,
         }
     }
@@ -115,6 +109,56 @@ impl Default for LogConfig {
     }
 }
 
+/// The customer history store and the files kept with it.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DataConfig {
+    /// `sqlite://FILE` (created and migrated on first start) or `postgres://…`.
+    pub url: String,
+    /// Folder for voicemail recordings.
+    pub dir: PathBuf,
+    /// Country calling code used to write local numbers in E.164 (`46`: 070… → +4670…).
+    pub country_code: String,
+    /// A lookup slower than this lets the call go on as unknown.
+    pub lookup_timeout_ms: u64,
+    /// Calls within this many days make a caller a repeat caller.
+    pub repeat_days: u32,
+    /// Call records and voicemail older than this are purged.
+    pub retention_days: u32,
+}
+
+impl Default for DataConfig {
+    fn default() -> Self {
+        DataConfig {
+            url: "sqlite://vaxel.db".into(),
+            dir: PathBuf::from("data"),
+            country_code: "46".into(),
+            lookup_timeout_ms: 300,
+            repeat_days: 7,
+            retention_days: 730,
+        }
+    }
+}
+
+/// A queue flows can send callers to (agents and policies come with the ACD).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QueueConfig {
+    /// Prompt looped while waiting.
+    pub music: String,
+}
+
+impl Default for QueueConfig {
+    fn default() -> Self {
+        QueueConfig {
+            music: "music/hold".into(),
+        }
+    }
+}
+
+/// The queues of the shipped example flow, used when the config names none.
+pub const DEFAULT_QUEUES: &[&str] = &["kundtjanst", "order", "retur", "betalning"];
+
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
@@ -122,8 +166,15 @@ pub struct Config {
     pub rtp: RtpConfig,
     pub engine: EngineSection,
     pub log: LogConfig,
+    pub data: DataConfig,
     /// Directory of prompts.
     pub audio: Option<PathBuf>,
+    /// Directory of flows (default `flows/`).
+    pub flows: Option<PathBuf>,
+    /// Queues by name; when none are given, the shipped flow's queues.
+    pub queues: std::collections::BTreeMap<String, QueueConfig>,
+    /// Transfer destinations by name: the only places calls can go out to.
+    pub destinations: std::collections::BTreeMap<String, String>,
 }
 
 impl Config {
@@ -157,6 +208,30 @@ impl Config {
         Ok(cfg)
     }
 
+    pub fn flows_dir(&self) -> PathBuf {
+        self.flows.clone().unwrap_or_else(|| PathBuf::from("flows"))
+    }
+
+    /// Queues by name, defaults filled in.
+    pub fn queues(&self) -> std::collections::BTreeMap<String, QueueConfig> {
+        if self.queues.is_empty() {
+            DEFAULT_QUEUES
+                .iter()
+                .map(|q| (q.to_string(), QueueConfig::default()))
+                .collect()
+        } else {
+            self.queues.clone()
+        }
+    }
+
+    /// What flows may name: queues and transfer destinations.
+    pub fn known(&self) -> crate::flow::validate::Known {
+        crate::flow::validate::Known {
+            queues: self.queues().into_keys().collect(),
+            destinations: self.destinations.keys().cloned().collect(),
+        }
+    }
+
     pub fn audio_dir(&self) -> PathBuf {
         self.audio.clone().unwrap_or_else(|| PathBuf::from("audio"))
     }
@@ -183,10 +258,31 @@ impl Config {
         if self.rtp.timeout_s == 0 {
             return bad("rtp.timeout_s must be at least 1".into());
         }
-        if self.engine.languages.is_empty() {
-            return bad(
-                "engine.languages must name at least one language (e.g. [\"sv\", \"en\"])".into(),
-            );
+        for (name, uri) in &self.destinations {
+            if !(uri.starts_with("sip:") || uri.starts_with("sips:")) {
+                return bad(format!(
+                    "destinations.{name} = \"{uri}\": a destination is a SIP URI like \"sip:support@192.0.2.10:5060\""
+                ));
+            }
+        }
+        let d = &self.data;
+        if !(d.url.starts_with("sqlite:")
+            || d.url.starts_with("postgres://")
+            || d.url.starts_with("postgresql://"))
+        {
+            return bad(format!(
+                "data.url \"{}\": use sqlite://FILE or postgres://USER@HOST/DB",
+                d.url
+            ));
+        }
+        if d.country_code.is_empty() || !d.country_code.chars().all(|c| c.is_ascii_digit()) {
+            return bad(format!(
+                "data.country_code \"{}\": digits only, like 46",
+                d.country_code
+            ));
+        }
+        if d.lookup_timeout_ms == 0 || d.repeat_days == 0 || d.retention_days == 0 {
+            return bad("data.lookup_timeout_ms, data.repeat_days and data.retention_days must be at least 1".into());
         }
         Ok(())
     }

@@ -17,8 +17,12 @@
 //! Prompt packets for all the shard's calls are paced by this one loop: there is
 //! no timer task per call.
 
+pub mod commands;
 pub mod config;
 pub mod engine;
+pub mod flow;
 pub mod media;
+pub mod number;
 pub mod runtime;
 pub mod sip;
+pub mod store;

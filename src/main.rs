@@ -22,12 +22,104 @@ struct Cli {
 enum Command {
     /// Answer SIP calls (UDP and TCP) until SIGTERM/SIGINT.
     Serve(ServeArgs),
+    /// Validate every flow and the prompts it names; `file:line: reason` per problem.
+    Check {
+        /// Flows directory [default: flows/]
+        dir: Option<PathBuf>,
+        #[command(flatten)]
+        common: OfflineArgs,
+    },
+    /// Run a flow with no phone and print what the caller hears and where the call goes.
+    Simulate {
+        /// Flow name (the file name without .toml)
+        flow: String,
+        /// The caller's number
+        #[arg(long, default_value = "+46701234567")]
+        from: String,
+        /// The dialled number
+        #[arg(long, default_value = "")]
+        to: String,
+        /// Keys pressed: "0@2s,1,2@5s" (a key without @TIME is pressed when the flow asks)
+        #[arg(long, default_value = "")]
+        keys: String,
+        /// Local time of the call in the flow's time zone, e.g. 2026-12-24T21:30 [default: now]
+        #[arg(long)]
+        at: Option<String>,
+        /// A known caller: "name=Anna,tier=gold,language=sv,recent_calls=2" [default: unknown]
+        #[arg(long)]
+        customer: Option<String>,
+        /// Simulate webhooks replying with this next step [default: they time out]
+        #[arg(long)]
+        webhook_next: Option<String>,
+        /// Flows directory [default: flows/]
+        #[arg(long)]
+        flows: Option<PathBuf>,
+        #[command(flatten)]
+        common: OfflineArgs,
+    },
+    /// Run the flow tests in FLOWS/tests/*.toml.
+    Test {
+        /// Flows directory [default: flows/]
+        dir: Option<PathBuf>,
+        /// Print every transcript, not only failing ones
+        #[arg(long, short)]
+        verbose: bool,
+        #[command(flatten)]
+        common: OfflineArgs,
+    },
+    /// The customer store: import, erase, purge.
+    Customers {
+        #[command(subcommand)]
+        command: CustomersCommand,
+        /// Configuration file (for [data])
+        #[arg(long, global = true)]
+        config: Option<PathBuf>,
+        /// Store URL [default: sqlite://vaxel.db]
+        #[arg(long, global = true)]
+        data: Option<String>,
+    },
     /// Decode every prompt in an audio directory and report problems.
     CheckAudio {
         /// Audio directory (default: audio/)
         #[arg(default_value = "audio")]
         dir: PathBuf,
     },
+}
+
+#[derive(Subcommand)]
+enum CustomersCommand {
+    /// Load customers from CSV (header: number,name,language,tier,value,notes); bad rows are reported by line and skipped.
+    Import { file: PathBuf },
+    /// Remove everything stored about one number (customer, calls, callbacks, voicemail).
+    Erase { number: String },
+    /// Remove history older than the retention period now (the engine also does this hourly).
+    Purge,
+    /// Show what the store knows about a number.
+    Show { number: String },
+}
+
+/// Options of the commands that run with no network.
+#[derive(clap::Args)]
+struct OfflineArgs {
+    /// Configuration file (queues and destinations flows may name)
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Prompt directory [default: audio/]
+    #[arg(long)]
+    audio: Option<PathBuf>,
+}
+
+impl OfflineArgs {
+    fn config(&self) -> anyhow::Result<Config> {
+        let mut cfg = match &self.config {
+            Some(p) => Config::load(p)?,
+            None => Config::default(),
+        };
+        if let Some(a) = &self.audio {
+            cfg.audio = Some(a.clone());
+        }
+        Ok(cfg)
+    }
 }
 
 #[derive(clap::Args)]
@@ -56,6 +148,15 @@ struct ServeArgs {
     /// Prompt directory [default: audio/]
     #[arg(long)]
     audio: Option<PathBuf>,
+    /// Flows directory [default: flows/]
+    #[arg(long)]
+    flows: Option<PathBuf>,
+    /// Customer store: sqlite://FILE or postgres://USER:PASS@HOST/DB [default: sqlite://vaxel.db]
+    #[arg(long)]
+    data: Option<String>,
+    /// Folder for voicemail recordings [default: data/]
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
     /// Drive-loop threads [default: one per core]
     #[arg(long)]
     shards: Option<usize>,
@@ -97,6 +198,15 @@ fn main() -> anyhow::Result<()> {
             if let Some(v) = a.audio {
                 cfg.audio = Some(v);
             }
+            if let Some(v) = a.flows {
+                cfg.flows = Some(v);
+            }
+            if let Some(v) = a.data {
+                cfg.data.url = v;
+            }
+            if let Some(v) = a.data_dir {
+                cfg.data.dir = v;
+            }
             if let Some(v) = a.shards {
                 cfg.engine.shards = v;
             }
@@ -107,6 +217,70 @@ fn main() -> anyhow::Result<()> {
             cfg.validate()?;
             let _flush_on_exit = init_logs(&cfg.log.level);
             vaxel::runtime::serve(cfg).context("vaxel serve")?;
+        }
+        Command::Check { dir, common } => {
+            let cfg = common.config()?;
+            let dir = dir.unwrap_or_else(|| cfg.flows_dir());
+            std::process::exit(vaxel::commands::check(&cfg, &dir));
+        }
+        Command::Simulate {
+            flow,
+            from,
+            to,
+            keys,
+            at,
+            customer,
+            webhook_next,
+            flows,
+            common,
+        } => {
+            let cfg = common.config()?;
+            let dir = flows.unwrap_or_else(|| cfg.flows_dir());
+            let args = vaxel::commands::SimulateArgs {
+                flow,
+                from,
+                to,
+                keys,
+                at,
+                customer,
+                webhook_next,
+            };
+            std::process::exit(vaxel::commands::simulate(
+                &cfg,
+                &dir,
+                args,
+                jiff::Timestamp::now(),
+            ));
+        }
+        Command::Test {
+            dir,
+            verbose,
+            common,
+        } => {
+            let cfg = common.config()?;
+            let dir = dir.unwrap_or_else(|| cfg.flows_dir());
+            std::process::exit(vaxel::commands::test(&cfg, &dir, verbose));
+        }
+        Command::Customers {
+            command,
+            config,
+            data,
+        } => {
+            let mut cfg = match &config {
+                Some(p) => Config::load(p)?,
+                None => Config::default(),
+            };
+            if let Some(d) = data {
+                cfg.data.url = d;
+            }
+            cfg.validate()?;
+            let cmd = match command {
+                CustomersCommand::Import { file } => vaxel::commands::Customers::Import(file),
+                CustomersCommand::Erase { number } => vaxel::commands::Customers::Erase(number),
+                CustomersCommand::Purge => vaxel::commands::Customers::Purge,
+                CustomersCommand::Show { number } => vaxel::commands::Customers::Show(number),
+            };
+            std::process::exit(vaxel::commands::customers(&cfg, cmd));
         }
         Command::CheckAudio { dir } => {
             let cache = vaxel::media::prompt::PromptCache::load_dir(&dir)?;

@@ -5,7 +5,9 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use vaxel::engine::{CallGate, Engine, EngineConfig, Output};
+use vaxel::config::Config;
+use vaxel::engine::{CallGate, Engine, EngineConfig, Output, StoreRequest};
+use vaxel::flow::FlowSet;
 use vaxel::media::dtmf::TelephoneEvent;
 use vaxel::media::prompt::{Prompt, PromptCache};
 use vaxel::sip::message::{HeaderName, Message, Response};
@@ -21,14 +23,35 @@ fn prompts() -> PromptCache {
             .map(|i| (8000.0 * (2.0 * std::f32::consts::PI * f * i as f32 / 8000.0).sin()) as i16)
             .collect()
     };
-    PromptCache::from_prompts(vec![
+    let mut list = vec![
         Prompt::from_pcm("sv/welcome", tone(440.0, 1000)),
         Prompt::from_pcm("en/welcome", tone(550.0, 1000)),
-        Prompt::from_pcm("sv/digit-5", tone(660.0, 400)),
-        Prompt::from_pcm("en/digit-5", tone(770.0, 400)),
         Prompt::from_pcm("sv/goodbye", tone(330.0, 200)),
         Prompt::from_pcm("en/goodbye", tone(220.0, 200)),
-    ])
+        Prompt::from_pcm("music/hold", tone(300.0, 2000)),
+    ];
+    for (i, d) in ["1", "2", "3", "4", "5", "6", "7", "8", "9", "star"]
+        .iter()
+        .enumerate()
+    {
+        let f = 600.0 + 20.0 * i as f32;
+        list.push(Prompt::from_pcm(
+            &format!("sv/digit-{d}"),
+            tone(f + 60.0, 400),
+        ));
+        list.push(Prompt::from_pcm(
+            &format!("en/digit-{d}"),
+            tone(f + 170.0, 400),
+        ));
+    }
+    PromptCache::from_prompts(list)
+}
+
+/// The read-back test flow (tests/flows) with the synthetic prompts.
+fn flows() -> Arc<FlowSet> {
+    let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/flows");
+    let (set, problems) = vaxel::flow::load::load_dir(&dir, prompts(), &Config::default().known());
+    Arc::new(set.unwrap_or_else(|| panic!("{problems:?}")))
 }
 
 struct Harness {
@@ -38,17 +61,19 @@ struct Harness {
     rtp: Vec<(Instant, u16, Vec<u8>)>,
     open: Vec<u16>,
     closed: Vec<u16>,
+    store: Vec<StoreRequest>,
 }
 
 impl Harness {
     fn new(cfg: EngineConfig, max_calls: usize) -> Harness {
         Harness {
-            e: Engine::new(cfg, prompts(), Arc::new(CallGate::new(max_calls))),
+            e: Engine::new(cfg, flows(), Arc::new(CallGate::new(max_calls))),
             now: Instant::now(),
             sip: vec![],
             rtp: vec![],
             open: vec![],
             closed: vec![],
+            store: vec![],
         }
     }
 
@@ -65,6 +90,8 @@ impl Harness {
                     self.e.media_opened(self.now, port, true);
                 }
                 Output::CloseMedia { port } => self.closed.push(port),
+                Output::Store(r) => self.store.push(r),
+                Output::Webhook { .. } => panic!("no webhooks in the test flow"),
             }
         }
     }
@@ -321,7 +348,6 @@ fn info_dtmf_and_hash_makes_the_engine_say_goodbye_and_hang_up() {
 #[test]
 fn missing_ack_retransmits_200_on_timer_g_then_hangs_up_at_h() {
     let cfg = EngineConfig {
-        silence_timeout: Duration::from_secs(600),
         ..EngineConfig::default()
     };
     let mut h = Harness::new(cfg, 10);
@@ -397,7 +423,6 @@ fn over_the_limit_gets_503_retry_after_and_calls_in_progress_go_on() {
 fn silent_caller_is_hung_up_after_the_rtp_timeout() {
     let cfg = EngineConfig {
         rtp_timeout: Duration::from_secs(5),
-        silence_timeout: Duration::from_secs(600),
         ..EngineConfig::default()
     };
     let mut h = Harness::new(cfg, 10);

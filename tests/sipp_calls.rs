@@ -254,7 +254,7 @@ fn hash_makes_the_engine_say_goodbye_and_send_bye() {
         frames.len() <= en + prompts.get("en/goodbye").unwrap().frames() + 3,
         "media went on after the goodbye"
     );
-    assert_eq!(vaxel.count("hung up by engine"), 1, "{}", vaxel.log());
+    assert_eq!(vaxel.count("hung up by the flow"), 1, "{}", vaxel.log());
 }
 
 #[test]

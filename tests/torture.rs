@@ -17,13 +17,31 @@ fn torture_dir() -> PathBuf {
 }
 
 fn engine() -> Engine {
-    let prompts = PromptCache::from_prompts(vec![
-        Prompt::from_pcm("sv/welcome", vec![1000; 8000]),
-        Prompt::from_pcm("en/welcome", vec![1000; 8000]),
-    ]);
+    let mut names: Vec<String> = ["welcome", "goodbye"]
+        .iter()
+        .chain(
+            ["1", "2", "3", "4", "5", "6", "7", "8", "9", "star"]
+                .map(|d| format!("digit-{d}"))
+                .iter()
+                .map(String::as_str)
+                .collect::<Vec<_>>()
+                .iter(),
+        )
+        .flat_map(|n| [format!("sv/{n}"), format!("en/{n}")])
+        .collect();
+    names.push("music/hold".into());
+    let prompts = PromptCache::from_prompts(
+        names
+            .iter()
+            .map(|n| Prompt::from_pcm(n, vec![1000; 8000]))
+            .collect(),
+    );
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/flows");
+    let (set, problems) =
+        vaxel::flow::load::load_dir(&dir, prompts, &vaxel::config::Config::default().known());
     Engine::new(
         EngineConfig::default(),
-        prompts,
+        Arc::new(set.unwrap_or_else(|| panic!("{problems:?}"))),
         Arc::new(CallGate::new(100)),
     )
 }

@@ -1,11 +1,13 @@
 //! A call as the engine keeps it: the dialog (RFC 3261 §12) with the caller, the
 //! state of its answer, its media leg and the app driving it.
 
-use super::builtin::Builtin;
+use crate::flow::interp::{Interp, Lookup};
+use crate::flow::{Flow, FlowSet};
 use crate::media::session::MediaSession;
 use crate::sip::sdp::Negotiated;
 use crate::sip::{TransactionKey, Transport};
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// The engine's own number for a call (stable, cheap to copy and log).
@@ -71,7 +73,18 @@ pub struct Call {
     pub timer_at: Option<Instant>,
     /// SSRC, sequence and timestamp bases kept for a late offer's media.
     pub pending_media: Option<(u32, u16, u32)>,
-    pub app: Builtin,
+    /// The flow version the call started on, and its run (from the answer).
+    pub flows: Arc<FlowSet>,
+    pub flow: Arc<Flow>,
+    pub app: Option<Interp>,
+    pub lookup: Lookup,
+    pub lookup_deadline: Option<Instant>,
+    pub wall_started: jiff::Timestamp,
+    pub answered_at: Option<Instant>,
+    pub answered_wall: Option<jiff::Timestamp>,
+    pub queued_at: Option<Instant>,
+    /// The caller's number in E.164, when it is a phone number.
+    pub caller_e164: Option<String>,
     pub answer_at: Option<Instant>,
     pub session_id: u64,
     pub sdp_version: u64,
@@ -89,12 +102,20 @@ impl Call {
             media
                 .filter(|m| m.direction().receives())
                 .map(|m| m.last_rx() + rtp_timeout),
-            self.app.poll_timeout(),
+            self.app.as_ref().and_then(|a| a.poll_timeout()),
+            self.lookup_deadline,
             self.answer_at,
         ]
         .into_iter()
         .flatten()
         .min()
+    }
+}
+
+impl Call {
+    /// The caller's number as the store and the flow see it.
+    pub fn number(&self) -> &str {
+        self.caller_e164.as_deref().unwrap_or(&self.caller)
     }
 }
 

@@ -20,14 +20,16 @@
 //! be reached that way. The Request-URI and Route set are still the caller's
 //! Contact and Record-Route (§12.2.1.1).
 
-pub mod builtin;
+mod app;
 pub mod call;
+pub mod record;
 mod uas;
 
-use crate::media::prompt::PromptCache;
+use crate::flow::FlowSet;
 use crate::sip::transaction::{ClientNonInvite, ServerInvite, ServerNonInvite, TimerConfig};
 use crate::sip::{TransactionKey, Transport};
 use call::{Call, CallRef};
+pub use record::{CallRecord, StoreRequest};
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
@@ -50,10 +52,12 @@ pub struct EngineConfig {
     pub answer_after: Duration,
     /// The address put in Contact and SDP; `None` derives it per call.
     pub advertise_ip: Option<IpAddr>,
-    /// Languages the built-in behaviour speaks, in order.
-    pub languages: Vec<String>,
-    /// The built-in behaviour hangs up after this long without a key press.
-    pub silence_timeout: Duration,
+    /// A caller lookup slower than this lets the call go on as unknown.
+    pub lookup_timeout: Duration,
+    /// Country calling code for writing callers' numbers in E.164.
+    pub country_code: String,
+    /// Hold music per queue (prompt cache keys); `music/hold` otherwise.
+    pub queue_music: HashMap<String, String>,
     /// Show callers' numbers in logs (redacted by default).
     pub show_numbers: bool,
     /// Seeds tags, branches and SSRCs (distinct per shard and per start).
@@ -68,8 +72,9 @@ impl Default for EngineConfig {
             rtp_timeout: Duration::from_secs(60),
             answer_after: Duration::ZERO,
             advertise_ip: None,
-            languages: vec!["sv".into(), "en".into()],
-            silence_timeout: Duration::from_secs(20),
+            lookup_timeout: Duration::from_millis(300),
+            country_code: "46".into(),
+            queue_music: HashMap::new(),
             show_numbers: false,
             seed: 1,
         }
@@ -129,6 +134,15 @@ pub enum Output {
     OpenMedia { port: u16 },
     /// The port is no longer used.
     CloseMedia { port: u16 },
+    /// Work for the customer store.
+    Store(StoreRequest),
+    /// POST `body` (JSON) to `url`; answer with [`Engine::webhook_finished`].
+    Webhook {
+        call: CallRef,
+        url: String,
+        body: String,
+        timeout: Duration,
+    },
 }
 
 /// Counters of what the engine saw (exported by the runtime).
@@ -148,6 +162,12 @@ pub struct Stats {
     pub calls_refused_overload: u64,
     pub rtp_timeouts: u64,
     pub digits: u64,
+    /// Callers who pressed the human key (or failed a menu into the human queue).
+    pub human_key: u64,
+    pub lookup_timeouts: u64,
+    pub lookup_errors: u64,
+    /// Calls refused because no flow serves the dialled number.
+    pub calls_no_flow: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -193,7 +213,9 @@ struct ClientTx {
 
 pub struct Engine {
     cfg: EngineConfig,
-    prompts: PromptCache,
+    /// The flows new calls start on (calls keep the version they started with).
+    flows: Arc<FlowSet>,
+    wall_anchor: Option<(Instant, jiff::Timestamp)>,
     gate: Arc<CallGate>,
     calls: HashMap<CallRef, Call>,
     by_call_id: HashMap<String, CallRef>,
@@ -215,12 +237,13 @@ pub struct Engine {
 }
 
 impl Engine {
-    pub fn new(cfg: EngineConfig, prompts: PromptCache, gate: Arc<CallGate>) -> Engine {
+    pub fn new(cfg: EngineConfig, flows: Arc<FlowSet>, gate: Arc<CallGate>) -> Engine {
         let free_ports = cfg.rtp_ports.iter().copied().collect();
         let rng = cfg.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
         Engine {
             cfg,
-            prompts,
+            flows,
+            wall_anchor: None,
             gate,
             calls: HashMap::new(),
             by_call_id: HashMap::new(),
@@ -239,6 +262,15 @@ impl Engine {
             rng,
             stats: Stats::default(),
         }
+    }
+
+    /// A new version of the flows: calls from now on start on it.
+    pub fn set_flows(&mut self, flows: Arc<FlowSet>) {
+        self.flows = flows;
+    }
+
+    pub fn flows(&self) -> &Arc<FlowSet> {
+        &self.flows
     }
 
     pub fn config(&self) -> &EngineConfig {

@@ -1,9 +1,10 @@
 //! The UAS core (RFC 3261 §8.2, §12, §13.3, §15): what the engine does with each
 //! request, and the life of a call from INVITE to BYE.
 
-use super::builtin::{AppEvent, Builtin, Command};
 use super::call::{redact, Call, CallRef, CallState, Dialog};
+use super::record::StoreRequest;
 use super::{ClientTx, Engine, Output, ServerTx, TimerRef};
+use crate::flow::interp::{FlowEvent, Lookup};
 use crate::media::session::{MediaEvent, MediaSession, MediaTransport};
 use crate::sip::header::{NameAddr, Uri};
 use crate::sip::message::{HeaderName, Message, Method, Request, Response};
@@ -337,6 +338,14 @@ impl Engine {
             .and_then(|n| n.parse().ok())
             .unwrap_or(0);
         let local_ip = self.local_ip(local, ruri.as_ref(), source);
+        let flows = self.flows.clone();
+        let Some(flow) = flows.flow_for(&dialled).cloned() else {
+            self.gate.release();
+            self.free_ports.push_front(port);
+            self.stats.calls_no_flow += 1;
+            return refuse(self, tx, 404, vec![]);
+        };
+        let caller_e164 = crate::number::e164(&caller, &self.cfg.country_code);
 
         let id = CallRef(self.next_call);
         self.next_call += 1;
@@ -371,7 +380,20 @@ impl Engine {
             pending_media: None,
             media_slot: None,
             timer_at: None,
-            app: Builtin::new(self.cfg.languages.clone(), self.cfg.silence_timeout),
+            flows,
+            flow,
+            app: None,
+            lookup: if caller_e164.is_some() {
+                Lookup::Pending
+            } else {
+                Lookup::Unknown
+            },
+            lookup_deadline: caller_e164.as_ref().map(|_| now + self.cfg.lookup_timeout),
+            wall_started: self.wall(now),
+            answered_at: None,
+            answered_wall: None,
+            queued_at: None,
+            caller_e164: caller_e164.clone(),
             answer_at: None,
             session_id,
             sdp_version: 1,
@@ -396,6 +418,12 @@ impl Engine {
         self.by_port.insert(port, id);
         self.stats.calls_started += 1;
         self.out.push_back(Output::OpenMedia { port });
+        // Ask the store about the caller now: the answer is usually back
+        // before the first prompt ends (and never waited for past the deadline).
+        if let Some(number) = caller_e164 {
+            self.out
+                .push_back(Output::Store(StoreRequest::Lookup { call: id, number }));
+        }
     }
 
     /// The address to advertise in Contact and SDP for a call.
@@ -596,7 +624,7 @@ impl Engine {
             self.schedule(next, TimerRef::Server(key));
         }
         if self.calls.get(&id).is_some_and(|c| c.media.is_some()) {
-            self.app_event(now, id, AppEvent::Answered);
+            self.start_flow(now, id);
         }
         self.schedule_call(id);
     }
@@ -668,7 +696,7 @@ impl Engine {
                         ts,
                     ));
                     call.offer = Some(neg);
-                    self.app_event(now, id, AppEvent::Answered);
+                    self.start_flow(now, id);
                     self.schedule_call(id);
                 }
                 _ => {
@@ -833,7 +861,7 @@ impl Engine {
                 self.reply_non_invite(now, transport, dest, key, r);
                 if let Some(d) = digit {
                     self.stats.digits += 1;
-                    self.app_event(now, id, AppEvent::DigitReceived(d));
+                    self.app_event(now, id, FlowEvent::DigitReceived(d));
                     self.schedule_call(id);
                 }
             }
@@ -883,6 +911,16 @@ impl Engine {
         }
         self.gate.release();
         self.stats.calls_ended += 1;
+        let ended_by = if send_bye {
+            if reason.contains("timeout") {
+                "timeout"
+            } else {
+                "engine"
+            }
+        } else {
+            "caller"
+        };
+        self.finish_record(now, &mut call, ended_by);
         let secs = now.duration_since(call.started).as_secs_f32();
         let sent = call.media.as_ref().map(|m| m.packets_sent).unwrap_or(0);
         call.span
@@ -974,8 +1012,7 @@ impl Engine {
                 });
             }
         }
-        let cmds = call.app.handle_timeout(now);
-        self.run_commands(now, id, cmds);
+        self.app_timeout(now, id);
         self.drain_media_events(now, id);
     }
 
@@ -992,47 +1029,13 @@ impl Engine {
                     self.stats.digits += 1;
                     call.span
                         .in_scope(|| tracing::debug!(digit = %d.0, "digit"));
-                    AppEvent::DigitReceived(d)
+                    FlowEvent::DigitReceived(d)
                 }
-                MediaEvent::PlaybackFinished => AppEvent::PlaybackFinished,
+                MediaEvent::PlaybackFinished => FlowEvent::PlaybackFinished,
             };
             self.app_event(now, id, ev);
         }
         self.schedule_call(id);
-    }
-
-    fn app_event(&mut self, now: Instant, id: CallRef, ev: AppEvent) {
-        let Some(call) = self.calls.get_mut(&id) else {
-            return;
-        };
-        let cmds = call.app.on_event(now, ev);
-        self.run_commands(now, id, cmds);
-    }
-
-    fn run_commands(&mut self, now: Instant, id: CallRef, cmds: Vec<Command>) {
-        for cmd in cmds {
-            match cmd {
-                Command::Play(names) => {
-                    let prompts: Vec<_> = names
-                        .iter()
-                        .filter_map(|n| {
-                            let p = self.prompts.get(n).cloned();
-                            if p.is_none() {
-                                tracing::warn!(prompt = %n, "prompt not found; skipped");
-                            }
-                            p
-                        })
-                        .collect();
-                    if let Some(m) = self.calls.get_mut(&id).and_then(|c| c.media.as_mut()) {
-                        m.play(prompts);
-                    }
-                }
-                Command::Hangup => {
-                    self.end_call(now, id, true, "hung up by engine");
-                    return;
-                }
-            }
-        }
     }
 }
 

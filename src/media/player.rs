@@ -11,6 +11,8 @@ pub struct Player {
     queue: VecDeque<Arc<Prompt>>,
     frame: usize,
     active: bool,
+    /// Played again and again once the queue runs out (music on hold).
+    looped: Option<Arc<Prompt>>,
 }
 
 impl Player {
@@ -18,9 +20,17 @@ impl Player {
         self.queue = prompts.into();
         self.frame = 0;
         self.active = !self.queue.is_empty();
+        self.looped = None;
+    }
+
+    /// Plays `prompt` in a loop until the next `play` or `stop` (never finishes).
+    pub fn play_looped(&mut self, prompt: Arc<Prompt>) {
+        self.play(vec![prompt.clone()]);
+        self.looped = (prompt.frames() > 0).then_some(prompt);
     }
 
     pub fn stop(&mut self) {
+        self.looped = None;
         self.queue.clear();
         self.frame = 0;
         self.active = false;
@@ -38,6 +48,11 @@ impl Player {
             }
             self.queue.pop_front();
             self.frame = 0;
+            if self.queue.is_empty() {
+                if let Some(l) = &self.looped {
+                    self.queue.push_back(l.clone());
+                }
+            }
         }
         let Some(p) = self.queue.front() else {
             let finished = std::mem::take(&mut self.active);
@@ -72,6 +87,19 @@ mod tests {
         assert_eq!(frames[0], a.pcmu[..160]);
         assert_eq!(frames[2], b.pcmu[..160]);
         assert_eq!(finished, 1);
+        assert!(!p.is_playing());
+    }
+
+    #[test]
+    fn a_looped_prompt_never_finishes() {
+        let a = Arc::new(Prompt::from_pcm("a", vec![1000; 320]));
+        let mut p = Player::default();
+        p.play_looped(a.clone());
+        for _ in 0..7 {
+            let (f, done) = p.next_frame(Codec::Pcmu);
+            assert!(f.is_some() && !done);
+        }
+        p.stop();
         assert!(!p.is_playing());
     }
 }

@@ -62,6 +62,8 @@ pub struct MediaSession {
     events: EventReceiver,
     tones: ToneDetector,
     pcm: Vec<i16>,
+    /// The caller's audio being recorded (voicemail), and its sample limit.
+    recording: Option<(Vec<i16>, usize)>,
     pub packets_sent: u64,
     pub packets_received: u64,
     pending: Vec<MediaEvent>,
@@ -95,6 +97,7 @@ impl MediaSession {
             events: EventReceiver::default(),
             tones: ToneDetector::default(),
             pcm: Vec::with_capacity(FRAME_SAMPLES),
+            recording: None,
             packets_sent: 0,
             packets_received: 0,
             pending: Vec::new(),
@@ -141,8 +144,28 @@ impl MediaSession {
         self.marker = true;
     }
 
+    /// Loops a prompt (music on hold) until the next `play` or `stop`.
+    pub fn play_looped(&mut self, prompt: Arc<Prompt>) {
+        self.player.play_looped(prompt);
+        self.marker = true;
+    }
+
     pub fn stop(&mut self) {
         self.player.stop();
+    }
+
+    /// Starts keeping the caller's audio (8 kHz samples), at most `max_samples`.
+    pub fn start_recording(&mut self, max_samples: usize) {
+        self.recording = Some((Vec::with_capacity(max_samples.min(8000 * 30)), max_samples));
+    }
+
+    pub fn is_recording(&self) -> bool {
+        self.recording.is_some()
+    }
+
+    /// Stops recording and hands over what was kept.
+    pub fn take_recording(&mut self) -> Option<Vec<i16>> {
+        self.recording.take().map(|(pcm, _)| pcm)
     }
 
     pub fn is_playing(&self) -> bool {
@@ -184,7 +207,12 @@ impl MediaSession {
             if let Some(d) = self.events.on_packet(rtp.timestamp(), rtp.payload()) {
                 self.pending.push(MediaEvent::DigitReceived(d));
             }
-        } else if self.dtmf_pt.is_none() {
+        } else if let Some((rec, max)) = self.recording.as_mut() {
+            let codec = self.codec;
+            let room = max.saturating_sub(rec.len());
+            rec.extend(rtp.payload().iter().take(room).map(|b| codec.decode(*b)));
+        }
+        if pt == self.payload_type && self.dtmf_pt.is_none() {
             let codec = self.codec;
             self.pcm.clear();
             self.pcm

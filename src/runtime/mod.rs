@@ -8,6 +8,7 @@
 //! RTP sockets. Nothing here decides anything about calls.
 
 mod front;
+mod reload;
 mod shard;
 mod timer;
 
@@ -32,6 +33,14 @@ pub enum RuntimeError {
     },
     #[error(transparent)]
     Prompt(#[from] PromptError),
+    #[error(
+        "the flows in {dir} have errors (see above); fix them (vaxel check {dir}) and start again"
+    )]
+    Flows { dir: String },
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error("cannot watch {dir} for flow edits: {source}")]
+    Watch { dir: String, source: notify::Error },
     #[error("{0}")]
     Io(#[from] std::io::Error),
 }
@@ -65,6 +74,47 @@ pub fn serve(cfg: Config) -> Result<(), RuntimeError> {
     let started = std::time::Instant::now();
     let prompts = PromptCache::load_dir(&audio)?;
     tracing::info!(count = prompts.len(), dir = %audio.display(), ms = started.elapsed().as_millis() as u64, "prompts decoded and cached");
+    let flows_dir = cfg.flows_dir();
+    let known = cfg.known();
+    let (flows, problems) = crate::flow::load::load_dir(&flows_dir, prompts, &known);
+    for p in &problems {
+        match p.severity {
+            crate::flow::Severity::Error => tracing::error!("{p}"),
+            crate::flow::Severity::Warning => tracing::warn!("{p}"),
+        }
+    }
+    let Some(flows) = flows.map(Arc::new) else {
+        return Err(RuntimeError::Flows {
+            dir: flows_dir.display().to_string(),
+        });
+    };
+    for f in flows.flows.values() {
+        tracing::info!(flow = %f.name, version = %f.version, "flow loaded");
+    }
+    let (flows_tx, flows_rx) = tokio::sync::watch::channel(flows.clone());
+    let _reloader =
+        reload::start(flows_dir.clone(), known, flows.clone(), flows_tx).map_err(|source| {
+            RuntimeError::Watch {
+                dir: flows_dir.display().to_string(),
+                source,
+            }
+        })?;
+    let (store, store_thread) = crate::store::worker::spawn(crate::store::StoreSettings {
+        url: cfg.data.url.clone(),
+        data_dir: cfg.data.dir.clone(),
+        repeat_days: cfg.data.repeat_days,
+        retention_days: cfg.data.retention_days,
+    })?;
+    tracing::info!(url = %crate::store::redact_url(&cfg.data.url), "customer store open");
+    let http = reqwest::Client::builder()
+        .user_agent(concat!("vaxel/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(std::io::Error::other)?;
+    let queue_music: HashMap<String, String> = cfg
+        .queues()
+        .into_iter()
+        .map(|(name, q)| (name, q.music))
+        .collect();
 
     raise_fd_limit(cfg.sip.max_calls);
     let listen = cfg.sip.listen;
@@ -116,8 +166,9 @@ pub fn serve(cfg: Config) -> Result<(), RuntimeError> {
             rtp_timeout: Duration::from_secs(cfg.rtp.timeout_s),
             answer_after: Duration::from_millis(cfg.sip.answer_after_ms),
             advertise_ip: cfg.sip.advertise,
-            languages: cfg.engine.languages.clone(),
-            silence_timeout: Duration::from_secs(cfg.engine.silence_timeout_s),
+            lookup_timeout: Duration::from_millis(cfg.data.lookup_timeout_ms),
+            country_code: cfg.data.country_code.clone(),
+            queue_music: queue_music.clone(),
             show_numbers: cfg.log.show_numbers,
             seed: seed.wrapping_add(i as u64 * 0x1000_0000_0001),
         };
@@ -126,7 +177,9 @@ pub fn serve(cfg: Config) -> Result<(), RuntimeError> {
         let ctx = shard::ShardContext {
             index: i,
             engine: ecfg,
-            prompts: prompts.clone(),
+            flows: flows_rx.clone(),
+            store: store.clone(),
+            http: http.clone(),
             gate: gate.clone(),
             udp: udp.try_clone()?,
             writers: writers.clone(),
@@ -148,6 +201,9 @@ pub fn serve(cfg: Config) -> Result<(), RuntimeError> {
     for h in handles {
         let _ = h.join();
     }
+    // Every shard is done: the store writes what is left, then stops.
+    drop(store);
+    let _ = store_thread.join();
     tracing::info!(calls_left = gate.active(), "stopped");
     debug_assert!(stop.load(Ordering::Relaxed));
     Ok(())

@@ -2,9 +2,11 @@
 //! RTP sockets, and the single sleep until the engine's next deadline.
 
 use super::{ShardInput, TcpWriters};
-use crate::engine::{CallGate, Engine, EngineConfig, Output};
-use crate::media::prompt::PromptCache;
+use crate::engine::{CallGate, Engine, EngineConfig, Output, StoreRequest};
+use crate::flow::interp::WebhookReply;
+use crate::flow::FlowSet;
 use crate::sip::Transport;
+use crate::store::worker::StoreHandle;
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -24,7 +26,9 @@ const OVERLOAD_DELAY: Duration = Duration::from_millis(100);
 pub(super) struct ShardContext {
     pub index: usize,
     pub engine: EngineConfig,
-    pub prompts: PromptCache,
+    pub flows: tokio::sync::watch::Receiver<Arc<FlowSet>>,
+    pub store: StoreHandle,
+    pub http: reqwest::Client,
     pub gate: Arc<CallGate>,
     pub udp: std::net::UdpSocket,
     pub writers: TcpWriters,
@@ -39,7 +43,15 @@ struct Shard {
     rtp_ip: IpAddr,
     media: HashMap<u16, (Rc<RtpSocket>, AbortHandle)>,
     send_errors: u64,
+    store: StoreHandle,
+    http: reqwest::Client,
+    /// When the engine's wall clock was last re-anchored.
+    wall_set: Instant,
 }
+
+/// The engine's wall clock is re-anchored this often (the system clock may be
+/// slewed or stepped; `Instant` is not).
+const WALL_EVERY: Duration = Duration::from_secs(60);
 
 struct Shared {
     shard: RefCell<Shard>,
@@ -65,14 +77,21 @@ pub(super) fn run(ctx: ShardContext, inbox: mpsc::Receiver<ShardInput>) {
 }
 
 async fn drive(ctx: ShardContext, mut inbox: mpsc::Receiver<ShardInput>) {
+    let mut flows = ctx.flows;
+    let mut engine = Engine::new(ctx.engine, flows.borrow_and_update().clone(), ctx.gate);
+    let now = Instant::now();
+    engine.set_wall_clock(now, jiff::Timestamp::now());
     let shared = Rc::new(Shared {
         shard: RefCell::new(Shard {
-            engine: Engine::new(ctx.engine, ctx.prompts, ctx.gate),
+            engine,
             udp: ctx.udp,
             writers: ctx.writers,
             rtp_ip: ctx.rtp_ip,
             media: HashMap::new(),
             send_errors: 0,
+            store: ctx.store,
+            http: ctx.http,
+            wall_set: now,
         }),
         wake_at: Cell::new(None),
         notify: Notify::new(),
@@ -99,8 +118,17 @@ async fn drive(ctx: ShardContext, mut inbox: mpsc::Receiver<ShardInput>) {
             biased;
             _ = sleep => {
                 let mut s = shared.shard.borrow_mut();
-                s.engine.handle_timeout(Instant::now());
+                let now = Instant::now();
+                if now >= s.wall_set + WALL_EVERY {
+                    s.engine.set_wall_clock(now, jiff::Timestamp::now());
+                    s.wall_set = now;
+                }
+                s.engine.handle_timeout(now);
                 flush(&mut s, &shared);
+            }
+            Ok(()) = flows.changed() => {
+                let set = flows.borrow_and_update().clone();
+                shared.shard.borrow_mut().engine.set_flows(set);
             }
             msg = inbox.recv() => {
                 match msg {
@@ -215,8 +243,91 @@ fn flush(s: &mut Shard, shared: &Rc<Shared>) {
                     task.abort();
                 }
             }
+            Output::Store(StoreRequest::Lookup { call, number }) => {
+                let store = s.store.clone();
+                let shared = shared.clone();
+                tokio::task::spawn_local(async move {
+                    let r = store.lookup(number).await;
+                    let mut s = shared.shard.borrow_mut();
+                    s.engine.lookup_finished(Instant::now(), call, r);
+                    flush(&mut s, &shared);
+                    drop(s);
+                    shared.notify.notify_one();
+                });
+            }
+            Output::Store(req) => s.store.submit(req),
+            Output::Webhook {
+                call,
+                url,
+                body,
+                timeout,
+            } => {
+                let http = s.http.clone();
+                let shared = shared.clone();
+                tokio::task::spawn_local(async move {
+                    let reply = post_webhook(&http, &url, body, timeout).await;
+                    let mut s = shared.shard.borrow_mut();
+                    s.engine.webhook_finished(Instant::now(), call, reply);
+                    flush(&mut s, &shared);
+                    drop(s);
+                    shared.notify.notify_one();
+                });
+            }
         }
     }
+}
+
+/// POSTs the call's data; a 2xx JSON reply `{"vars": {...}, "next": "step"}`
+/// is the answer. Anything else (timeout, error status, bad JSON) is `None`,
+/// and the flow takes its fallback.
+async fn post_webhook(
+    http: &reqwest::Client,
+    url: &str,
+    body: String,
+    timeout: Duration,
+) -> Option<WebhookReply> {
+    let res = http
+        .post(url)
+        .header("content-type", "application/json")
+        .body(body)
+        .timeout(timeout)
+        .send()
+        .await;
+    let res = match res {
+        Ok(r) if r.status().is_success() => r,
+        Ok(r) => {
+            tracing::warn!(%url, status = %r.status(), "webhook refused; taking the fallback");
+            return None;
+        }
+        Err(e) => {
+            tracing::warn!(%url, error = %e, "webhook failed; taking the fallback");
+            return None;
+        }
+    };
+    let v: serde_json::Value = match res.json().await {
+        Ok(v) => v,
+        Err(e) => {
+            tracing::warn!(%url, error = %e, "webhook reply is not JSON; taking the fallback");
+            return None;
+        }
+    };
+    let vars = v
+        .get("vars")
+        .and_then(|m| m.as_object())
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| {
+                    let s = match v {
+                        serde_json::Value::String(s) => s.clone(),
+                        other => other.to_string(),
+                    };
+                    (k.clone(), s)
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let next = v.get("next").and_then(|n| n.as_str()).map(str::to_string);
+    Some(WebhookReply { vars, next })
 }
 
 /// A call's RTP socket, registered with the reactor for reading only: sends go

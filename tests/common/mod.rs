@@ -83,8 +83,24 @@ pub struct Vaxel {
     log: Arc<Mutex<Vec<String>>>,
 }
 
+/// A fresh folder for one test's store and voicemail.
+pub fn temp_dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("vaxel-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
 impl Vaxel {
+    /// The engine on the read-back test flow (tests/flows) with a fresh SQLite store.
     pub fn start(extra: &[&str]) -> Vaxel {
+        let data = temp_dir("data");
+        let url = format!("sqlite://{}", data.join("vaxel.db").display());
+        let flows = root().join("tests/flows");
+        Vaxel::start_with(&flows, &url, &data, extra)
+    }
+
+    pub fn start_with(flows: &Path, data_url: &str, data_dir: &Path, extra: &[&str]) -> Vaxel {
         let mut child = Command::new(env!("CARGO_BIN_EXE_vaxel"))
             .args([
                 "serve",
@@ -95,6 +111,12 @@ impl Vaxel {
                 "--shards",
                 "2",
                 "--show-numbers",
+                "--flows",
+                flows.to_str().unwrap(),
+                "--data",
+                data_url,
+                "--data-dir",
+                data_dir.to_str().unwrap(),
             ])
             .args(extra)
             .current_dir(root())

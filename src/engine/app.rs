@@ -1,0 +1,308 @@
+//! Where calls meet their flow: the engine feeds each call's
+//! [`Interp`](crate::flow::interp::Interp) (answer, keys, prompt ends, the
+//! store's lookup, webhook replies, deadlines) and carries out what it asks
+//! (prompts, hold music, recordings, webhooks, store work, hang-up). Also
+//! writes the call record when a call ends. Pure, like the rest of the engine.
+
+use super::call::{Call, CallRef};
+use super::record::{CallRecord, StoreRequest};
+use super::{Engine, Output};
+use crate::flow::interp::{Customer, FlowAction, FlowEvent, Interp, Lookup, WebhookReply};
+use std::time::Instant;
+
+impl Engine {
+    /// Wall time at `now`, from the anchor the runtime sets.
+    pub(super) fn wall(&self, now: Instant) -> jiff::Timestamp {
+        match self.wall_anchor {
+            Some((at, wall)) if now >= at => wall.checked_add(now - at).unwrap_or(wall),
+            Some((at, wall)) => wall.checked_sub(at - now).unwrap_or(wall),
+            None => jiff::Timestamp::UNIX_EPOCH,
+        }
+    }
+
+    /// Ties `now` to a wall-clock time (the runtime calls this; tests pick a time).
+    pub fn set_wall_clock(&mut self, now: Instant, wall: jiff::Timestamp) {
+        self.wall_anchor = Some((now, wall));
+    }
+
+    /// The call's media is up: its flow starts.
+    pub(super) fn start_flow(&mut self, now: Instant, id: CallRef) {
+        let wall = self.wall(now);
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        if call.app.is_some() {
+            return;
+        }
+        call.answered_at = Some(now);
+        call.answered_wall = Some(wall);
+        let caller = call.number().to_string();
+        let interp = Interp::start(
+            call.flows.clone(),
+            call.flow.clone(),
+            &caller,
+            &call.dialled,
+            call.lookup.clone(),
+            now,
+            wall,
+        );
+        call.span.in_scope(
+            || tracing::info!(flow = %call.flow.name, version = %call.flow.version, "flow started"),
+        );
+        call.app = Some(interp);
+        self.run_actions(now, id);
+    }
+
+    pub(super) fn app_event(&mut self, now: Instant, id: CallRef, ev: FlowEvent) {
+        let Some(app) = self.calls.get_mut(&id).and_then(|c| c.app.as_mut()) else {
+            return;
+        };
+        app.handle(now, ev);
+        self.run_actions(now, id);
+    }
+
+    /// Deadlines of the flow and of the caller lookup.
+    pub(super) fn app_timeout(&mut self, now: Instant, id: CallRef) {
+        let timeout_ms = self.cfg.lookup_timeout.as_millis() as u64;
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        if call.lookup_deadline.is_some_and(|d| now >= d) {
+            call.lookup_deadline = None;
+            if call.lookup == Lookup::Pending {
+                call.lookup = Lookup::Unknown;
+                self.stats.lookup_timeouts += 1;
+                call.span.in_scope(|| {
+                    tracing::warn!(
+                        ms = timeout_ms,
+                        "customer lookup did not answer in time; the call goes on as unknown"
+                    )
+                });
+                if let Some(app) = call.app.as_mut() {
+                    app.handle(now, FlowEvent::LookupFinished(Lookup::Unknown));
+                }
+            }
+        }
+        if let Some(app) = call.app.as_mut() {
+            if app.poll_timeout().is_some_and(|d| now >= d) {
+                app.handle_timeout(now);
+            }
+        }
+        self.run_actions(now, id);
+    }
+
+    /// The store's answer to a `StoreRequest::Lookup` (ignored when late).
+    pub fn lookup_finished(
+        &mut self,
+        now: Instant,
+        id: CallRef,
+        result: Result<Option<Customer>, String>,
+    ) {
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        if call.lookup != Lookup::Pending {
+            return;
+        }
+        call.lookup_deadline = None;
+        let l = match result {
+            Ok(Some(c)) => {
+                call.span
+                    .in_scope(|| tracing::debug!(recent_calls = c.recent_calls, "caller known"));
+                Lookup::Known(c)
+            }
+            Ok(None) => Lookup::Unknown,
+            Err(e) => {
+                self.stats.lookup_errors += 1;
+                call.span.in_scope(|| {
+                    tracing::warn!(error = %e, "customer lookup failed; the call goes on as unknown")
+                });
+                Lookup::Unknown
+            }
+        };
+        call.lookup = l.clone();
+        if let Some(app) = call.app.as_mut() {
+            app.handle(now, FlowEvent::LookupFinished(l));
+        }
+        self.run_actions(now, id);
+        self.schedule_call(id);
+    }
+
+    /// A webhook's reply (`None`: error or timeout in the shell).
+    pub fn webhook_finished(&mut self, now: Instant, id: CallRef, reply: Option<WebhookReply>) {
+        self.app_event(now, id, FlowEvent::WebhookFinished(reply));
+        self.schedule_call(id);
+    }
+
+    pub(super) fn run_actions(&mut self, now: Instant, id: CallRef) {
+        let wall = self.wall(now);
+        loop {
+            let Some(call) = self.calls.get_mut(&id) else {
+                return;
+            };
+            let Some(action) = call.app.as_mut().and_then(|a| a.poll_action()) else {
+                break;
+            };
+            match action {
+                FlowAction::Play(keys) => {
+                    let prompts: Vec<_> = keys
+                        .iter()
+                        .filter_map(|k| {
+                            let p = call.flows.prompts.get(k).cloned();
+                            if p.is_none() {
+                                tracing::warn!(prompt = %k, "prompt not found; skipped");
+                            }
+                            p
+                        })
+                        .collect();
+                    match call.media.as_mut() {
+                        Some(m) if !prompts.is_empty() => m.play(prompts),
+                        _ => {
+                            if let Some(app) = call.app.as_mut() {
+                                app.handle(now, FlowEvent::PlaybackFinished);
+                            }
+                        }
+                    }
+                }
+                FlowAction::StopPlayback => {
+                    if let Some(m) = call.media.as_mut() {
+                        m.stop();
+                    }
+                }
+                FlowAction::Enqueue {
+                    queue,
+                    priority,
+                    human,
+                } => {
+                    call.queued_at = Some(now);
+                    let music = self
+                        .cfg
+                        .queue_music
+                        .get(&queue)
+                        .cloned()
+                        .unwrap_or_else(|| "music/hold".into());
+                    if let (Some(m), Some(p)) =
+                        (call.media.as_mut(), call.flows.prompts.get(&music))
+                    {
+                        m.play_looped(p.clone());
+                    }
+                    if human {
+                        self.stats.human_key += 1;
+                    }
+                    call.span
+                        .in_scope(|| tracing::info!(%queue, priority, human, "queued"));
+                }
+                FlowAction::Transfer { destination } => {
+                    self.start_transfer(now, id, &destination);
+                }
+                FlowAction::StartRecording { max } => {
+                    if let Some(m) = call.media.as_mut() {
+                        m.start_recording((max.as_secs_f64() * 8000.0) as usize);
+                    }
+                }
+                FlowAction::StopRecording => {
+                    let pcm = call.media.as_mut().and_then(|m| m.take_recording());
+                    if let Some(pcm) = pcm {
+                        let req = voicemail(call, wall, pcm);
+                        self.out.push_back(Output::Store(req));
+                    }
+                }
+                FlowAction::PostWebhook { url, body, timeout } => {
+                    self.out.push_back(Output::Webhook {
+                        call: id,
+                        url,
+                        body: body.to_string(),
+                        timeout,
+                    });
+                }
+                FlowAction::BookCallback { number, queue } => {
+                    let req = StoreRequest::BookCallback {
+                        call_id: call.dialog.call_id.clone(),
+                        number,
+                        queue,
+                        at: wall,
+                    };
+                    self.out.push_back(Output::Store(req));
+                }
+                FlowAction::Hangup => {
+                    self.end_call(now, id, true, "hung up by the flow");
+                    return;
+                }
+            }
+        }
+    }
+
+    /// The record of a call that ends now (and its voicemail, if it was recording).
+    pub(super) fn finish_record(&mut self, now: Instant, call: &mut Call, ended_by: &str) {
+        let wall = self.wall(now);
+        let mut outcome = call.app.as_ref().and_then(|a| a.outcome()).cloned();
+        if let Some(pcm) = call.media.as_mut().and_then(|m| m.take_recording()) {
+            // Callers often hang up instead of pressing #: keep the message.
+            self.out
+                .push_back(Output::Store(voicemail(call, wall, pcm)));
+            outcome = Some(crate::flow::interp::Outcome::Voicemail);
+        }
+        let ms = |from: Option<Instant>, to: Instant| {
+            from.map(|f| to.saturating_duration_since(f).as_millis() as u64)
+        };
+        let outcome_name = match (&outcome, call.app.is_some(), ended_by) {
+            (_, false, _) => "unanswered".to_string(),
+            (None, true, "caller") => "abandoned".to_string(),
+            (Some(o), true, "caller") if o.queue().is_some() && o.name() != "callback" => {
+                "abandoned".to_string()
+            }
+            (Some(o), _, _) => o.name().to_string(),
+            (None, _, _) => "hangup".to_string(),
+        };
+        let app = call.app.as_ref();
+        let record = CallRecord {
+            call_id: call.dialog.call_id.clone(),
+            started: call.wall_started,
+            answered: call.answered_wall,
+            ended: wall,
+            caller: call.number().to_string(),
+            dialled: call.dialled.clone(),
+            flow: app
+                .map(|a| a.flow().name.clone())
+                .unwrap_or_else(|| call.flow.name.clone()),
+            flow_version: call.flow.version.clone(),
+            path: app.map(|a| a.path().to_vec()).unwrap_or_default(),
+            outcome: outcome_name,
+            ended_by: ended_by.to_string(),
+            queue: outcome.as_ref().and_then(|o| o.queue()).map(str::to_string),
+            agent: None,
+            wait_ms: ms(call.queued_at, now),
+            talk_ms: None,
+            human_key_ms: app
+                .and_then(|a| a.human_pressed())
+                .and_then(|h| ms(call.answered_at, h)),
+            known: matches!(call.lookup, Lookup::Known(_)),
+        };
+        call.span.in_scope(|| {
+            tracing::info!(outcome = %record.outcome, path = %record.path.join(" → "), "flow ended")
+        });
+        self.out
+            .push_back(Output::Store(StoreRequest::RecordCall(Box::new(record))));
+    }
+
+    /// Transfers need an outgoing leg (REFER or a bridged INVITE), which
+    /// comes with the ACD's bridging; until then the flow's fallback runs.
+    fn start_transfer(&mut self, now: Instant, id: CallRef, destination: &str) {
+        if let Some(call) = self.calls.get_mut(&id) {
+            call.span.in_scope(|| {
+                tracing::warn!(%destination, "transfer is not available in this version; taking the fallback")
+            });
+        }
+        self.app_event(now, id, FlowEvent::TransferFailed);
+    }
+}
+
+fn voicemail(call: &Call, at: jiff::Timestamp, pcm: Vec<i16>) -> StoreRequest {
+    StoreRequest::SaveVoicemail {
+        call_id: call.dialog.call_id.clone(),
+        caller: call.number().to_string(),
+        flow: call.flow.name.clone(),
+        at,
+        pcm,
+    }
+}

@@ -1,0 +1,61 @@
+//! What the engine hands to the store: lookups (answered later through
+//! [`super::Engine::lookup_finished`]), call records, callback bookings and
+//! voicemail. Plain data; the store shell decides how it is kept.
+
+use super::call::CallRef;
+
+/// One finished call, as the store keeps it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CallRecord {
+    /// The SIP Call-ID (unique per call).
+    pub call_id: String,
+    pub started: jiff::Timestamp,
+    pub answered: Option<jiff::Timestamp>,
+    pub ended: jiff::Timestamp,
+    /// E.164 when it could be normalised, else as received.
+    pub caller: String,
+    pub dialled: String,
+    pub flow: String,
+    pub flow_version: String,
+    /// Steps visited, with keys and retries (`greet → main_menu → key 1 → …`).
+    pub path: Vec<String>,
+    /// `human`, `queue`, `transfer`, `voicemail`, `callback`, `hangup`,
+    /// `abandoned` (the caller left before the flow ended) or `unanswered`.
+    pub outcome: String,
+    /// Who ended the call: `caller`, `engine`, `timeout`.
+    pub ended_by: String,
+    pub queue: Option<String>,
+    pub agent: Option<String>,
+    /// Time in the queue (until an agent answered or the caller left).
+    pub wait_ms: Option<u64>,
+    pub talk_ms: Option<u64>,
+    /// From the answer to the human key, when it was pressed.
+    pub human_key_ms: Option<u64>,
+    /// Whether the store knew the caller.
+    pub known: bool,
+}
+
+/// Work for the store shell (imperative).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StoreRequest {
+    /// Look up a caller; answer with `Engine::lookup_finished`.
+    Lookup {
+        call: CallRef,
+        number: String,
+    },
+    RecordCall(Box<CallRecord>),
+    BookCallback {
+        call_id: String,
+        number: String,
+        queue: String,
+        at: jiff::Timestamp,
+    },
+    /// 8 kHz mono samples to keep as a WAV file with a voicemail record.
+    SaveVoicemail {
+        call_id: String,
+        caller: String,
+        flow: String,
+        at: jiff::Timestamp,
+        pcm: Vec<i16>,
+    },
+}

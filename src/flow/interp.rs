@@ -1,0 +1,999 @@
+//! The flow interpreter one call runs: events in ([`FlowEvent`], with `now`),
+//! actions out ([`FlowAction`], polled), one deadline ([`Interp::poll_timeout`]).
+//! The same code serves live calls (driven by the engine) and
+//! `vaxel simulate`/`vaxel test` (driven by [`super::simulate`]).
+//!
+//! The human-first rule is enforced here, not left to flow authors: the
+//! human key (default `0`) leaves any step for the human queue, during
+//! prompts (barge-in), menus, digit collection, recordings and other queues.
+//! Only a menu that sets `human_key_is_option`, or a collection with
+//! `human_key = "first"` after its first digit, takes the key as input.
+//!
+//! Never does I/O and never reads the clock: wall time is the answer's
+//! timestamp plus the `Instant`s given.
+
+use super::hours::{parse_weekday, time_within};
+use super::model::{HumanKeyInCollect, SayKind, Step, StepId, Test};
+use super::{Flow, FlowSet};
+use crate::media::dtmf::Digit;
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// What the customer store knows about a caller.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Customer {
+    pub number: String,
+    pub name: Option<String>,
+    pub language: Option<String>,
+    pub tier: Option<String>,
+    /// Earlier calls within the repeat window.
+    pub recent_calls: u32,
+    pub last_outcome: Option<String>,
+    pub last_agent: Option<String>,
+}
+
+/// The state of the caller lookup when the flow needs it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Lookup {
+    Pending,
+    Known(Customer),
+    Unknown,
+}
+
+/// A webhook's reply, already parsed by the shell.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct WebhookReply {
+    pub vars: BTreeMap<String, String>,
+    pub next: Option<String>,
+}
+
+/// What happened (past tense).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FlowEvent {
+    PlaybackFinished,
+    DigitReceived(Digit),
+    LookupFinished(Lookup),
+    /// `None`: timeout, HTTP error or unreadable reply.
+    WebhookFinished(Option<WebhookReply>),
+    TransferFailed,
+}
+
+/// What the call should do (imperative). Prompt names are cache keys
+/// (`sv/welcome`, `music/hold`).
+#[derive(Clone, Debug, PartialEq)]
+pub enum FlowAction {
+    /// Stop what plays and play these, in order; `PlaybackFinished` follows.
+    Play(Vec<String>),
+    StopPlayback,
+    /// Join a queue. Until the ACD exists it rings nobody: hold music plays.
+    Enqueue {
+        queue: String,
+        priority: i32,
+        human: bool,
+    },
+    /// Blind transfer to a configured destination (by name).
+    Transfer {
+        destination: String,
+    },
+    StartRecording {
+        max: Duration,
+    },
+    /// Stop and keep the recording as voicemail.
+    StopRecording,
+    PostWebhook {
+        url: String,
+        body: serde_json::Value,
+        timeout: Duration,
+    },
+    BookCallback {
+        number: String,
+        queue: String,
+    },
+    Hangup,
+}
+
+/// How the flow part of the call ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Pressed the human key (or failed a menu into the human target).
+    Human {
+        queue: String,
+    },
+    Queued {
+        queue: String,
+    },
+    Transferred {
+        destination: String,
+    },
+    Voicemail,
+    Callback {
+        queue: String,
+    },
+    HungUp,
+}
+
+impl Outcome {
+    /// The short name stored in call records and tested by `last_outcome`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Outcome::Human { .. } => "human",
+            Outcome::Queued { .. } => "queue",
+            Outcome::Transferred { .. } => "transfer",
+            Outcome::Voicemail => "voicemail",
+            Outcome::Callback { .. } => "callback",
+            Outcome::HungUp => "hangup",
+        }
+    }
+
+    pub fn queue(&self) -> Option<&str> {
+        match self {
+            Outcome::Human { queue } | Outcome::Queued { queue } | Outcome::Callback { queue } => {
+                Some(queue)
+            }
+            _ => None,
+        }
+    }
+}
+
+/// What the interpreter waits for.
+#[derive(Clone, Debug, PartialEq)]
+enum Wait {
+    Nothing,
+    /// Prompts of the current step play; then `after`.
+    Prompts {
+        barge_in: bool,
+        after: After,
+    },
+    /// A menu or collection waits for a key until the deadline.
+    Input,
+    Lookup,
+    Webhook,
+    Recording,
+    Queue {
+        human: bool,
+    },
+    Transfer,
+    Done,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+enum After {
+    Goto(StepId),
+    /// The current menu or collection starts waiting for keys.
+    Input,
+    Enqueue {
+        queue: String,
+        priority: i32,
+        human: bool,
+    },
+    Transfer(String),
+    Record(Duration),
+    Hangup,
+}
+
+/// One call's run through a flow.
+#[derive(Debug)]
+pub struct Interp {
+    set: Arc<FlowSet>,
+    flow: Arc<Flow>,
+    /// The flow the call started in; steps of other flows show as `flow:step`.
+    home: String,
+    caller: String,
+    dialled: String,
+    /// Wall time at `started`, for hours and time conditions.
+    wall_start: jiff::Timestamp,
+    started: Instant,
+    lookup: Lookup,
+    lang: String,
+    lang_fixed: bool,
+    vars: BTreeMap<String, String>,
+    step: StepId,
+    wait: Wait,
+    attempts: u32,
+    entered: String,
+    typeahead: VecDeque<Digit>,
+    deadline: Option<Instant>,
+    path: Vec<String>,
+    outcome: Option<Outcome>,
+    human_pressed: Option<Instant>,
+    actions: VecDeque<FlowAction>,
+}
+
+impl Interp {
+    /// A call answered at `now` (wall time `wall`) starts `flow` of `set`.
+    pub fn start(
+        set: Arc<FlowSet>,
+        flow: Arc<Flow>,
+        caller: &str,
+        dialled: &str,
+        lookup: Lookup,
+        now: Instant,
+        wall: jiff::Timestamp,
+    ) -> Interp {
+        let mut i = Interp {
+            lang: flow.default_language().to_string(),
+            step: flow.doc.start.get_ref().clone(),
+            home: flow.name.clone(),
+            set,
+            caller: caller.to_string(),
+            dialled: dialled.to_string(),
+            wall_start: wall,
+            started: now,
+            lookup: Lookup::Pending,
+            lang_fixed: false,
+            vars: BTreeMap::new(),
+            wait: Wait::Nothing,
+            attempts: 0,
+            entered: String::new(),
+            typeahead: VecDeque::new(),
+            deadline: None,
+            path: vec![],
+            outcome: None,
+            human_pressed: None,
+            actions: VecDeque::new(),
+            flow,
+        };
+        i.set_lookup(lookup);
+        let start = i.step.clone();
+        i.enter(now, &start);
+        i
+    }
+
+    pub fn flow(&self) -> &Arc<Flow> {
+        &self.flow
+    }
+    pub fn path(&self) -> &[String] {
+        &self.path
+    }
+    pub fn outcome(&self) -> Option<&Outcome> {
+        self.outcome.as_ref()
+    }
+    pub fn language(&self) -> &str {
+        &self.lang
+    }
+    pub fn vars(&self) -> &BTreeMap<String, String> {
+        &self.vars
+    }
+    /// When the caller pressed the human key.
+    pub fn human_pressed(&self) -> Option<Instant> {
+        self.human_pressed
+    }
+    pub fn is_done(&self) -> bool {
+        self.wait == Wait::Done
+    }
+    pub fn waits_for_lookup(&self) -> bool {
+        self.wait == Wait::Lookup
+    }
+    /// Whether the caller is expected to press keys now (a menu or a
+    /// collection after its prompts, or a recording).
+    pub fn waits_for_keys(&self) -> bool {
+        matches!(self.wait, Wait::Input | Wait::Recording)
+    }
+
+    pub fn poll_action(&mut self) -> Option<FlowAction> {
+        self.actions.pop_front()
+    }
+
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.deadline
+    }
+
+    fn set_lookup(&mut self, l: Lookup) {
+        if let Lookup::Known(c) = &l {
+            if let Some(lang) = &c.language {
+                if !self.lang_fixed && self.flow.doc.languages.get_ref().contains(lang) {
+                    self.lang = lang.clone();
+                }
+            }
+        }
+        self.lookup = l;
+    }
+
+    fn step_def(&self) -> Option<Step> {
+        self.flow
+            .doc
+            .steps
+            .get(&self.step)
+            .map(|s| s.get_ref().clone())
+    }
+
+    fn keys(&self, prompts: &[String]) -> Vec<String> {
+        prompts
+            .iter()
+            .map(|p| FlowSet::prompt_key(&self.lang, p))
+            .collect()
+    }
+
+    /// Plays prompts, then does `after` (at once when there are none).
+    fn play_then(&mut self, now: Instant, prompts: Vec<String>, barge_in: bool, after: After) {
+        if prompts.is_empty() {
+            return self.after(now, after);
+        }
+        self.actions.push_back(FlowAction::Play(prompts));
+        self.wait = Wait::Prompts { barge_in, after };
+    }
+
+    fn after(&mut self, now: Instant, after: After) {
+        match after {
+            After::Goto(id) => self.enter(now, &id),
+            After::Input => {
+                self.wait = Wait::Input;
+                self.deadline = Some(now + self.input_timeout());
+                // Keys typed during the prompts count now.
+                while self.wait == Wait::Input {
+                    let Some(d) = self.typeahead.pop_front() else {
+                        break;
+                    };
+                    self.input_digit(now, d);
+                }
+            }
+            After::Enqueue {
+                queue,
+                priority,
+                human,
+            } => {
+                self.actions.push_back(FlowAction::Enqueue {
+                    queue,
+                    priority,
+                    human,
+                });
+                self.wait = Wait::Queue { human };
+            }
+            After::Transfer(destination) => {
+                self.actions.push_back(FlowAction::Transfer { destination });
+                self.wait = Wait::Transfer;
+            }
+            After::Record(max) => {
+                self.actions.push_back(FlowAction::StartRecording { max });
+                self.wait = Wait::Recording;
+                self.deadline = Some(now + max);
+            }
+            After::Hangup => self.finish(FlowAction::Hangup),
+        }
+    }
+
+    fn finish(&mut self, action: FlowAction) {
+        if self.outcome.is_none() {
+            self.outcome = Some(Outcome::HungUp);
+        }
+        self.actions.push_back(action);
+        self.wait = Wait::Done;
+        self.deadline = None;
+    }
+
+    fn input_timeout(&self) -> Duration {
+        match self.step_def() {
+            Some(Step::Menu { timeout_s, .. }) | Some(Step::Collect { timeout_s, .. }) => {
+                Duration::from_secs_f64(timeout_s.max(0.1))
+            }
+            _ => Duration::from_secs(5),
+        }
+    }
+
+    fn enter(&mut self, now: Instant, id: &str) {
+        self.deadline = None;
+        if self.path.len() > 1000 {
+            // Validation forbids input-less loops; this guards a call anyway.
+            return self.finish(FlowAction::Hangup);
+        }
+        self.step = id.to_string();
+        self.path.push(if self.flow.name == self.home {
+            id.to_string()
+        } else {
+            format!("{}:{id}", self.flow.name)
+        });
+        let Some(step) = self.step_def() else {
+            return self.finish(FlowAction::Hangup);
+        };
+        match step {
+            Step::Play {
+                prompts,
+                barge_in,
+                next,
+            } => {
+                let next = next.unwrap_or_default();
+                if barge_in && !self.typeahead.is_empty() {
+                    return self.enter(now, &next);
+                }
+                let keys = self.keys(&prompts);
+                self.play_then(now, keys, barge_in, After::Goto(next));
+            }
+            Step::Menu { prompts, .. } | Step::Collect { prompts, .. } => {
+                self.attempts = 0;
+                self.entered.clear();
+                self.prompt_input(now, prompts);
+            }
+            Step::Condition {
+                branches,
+                otherwise,
+            } => {
+                if self.lookup == Lookup::Pending
+                    && branches.iter().any(|b| needs_customer(&b.test))
+                {
+                    self.wait = Wait::Lookup;
+                    return;
+                }
+                let next = branches
+                    .iter()
+                    .find(|b| self.holds(now, &b.test))
+                    .map(|b| b.goto.clone())
+                    .or(otherwise)
+                    .unwrap_or_default();
+                self.enter(now, &next);
+            }
+            Step::Set { vars, next } => {
+                for (k, v) in vars {
+                    let v = self.expand(&v);
+                    if k == "language" {
+                        if self.flow.doc.languages.get_ref().contains(&v) {
+                            self.lang = v.clone();
+                            self.lang_fixed = true;
+                        }
+                    }
+                    self.vars.insert(k, v);
+                }
+                self.enter(now, &next.unwrap_or_default());
+            }
+            Step::Say { what, value, next } => {
+                let v = if value == "now" && what == SayKind::Time {
+                    let t = self.local(now);
+                    format!("{:02}:{:02}", t.hour(), t.minute())
+                } else {
+                    self.expand(&value)
+                };
+                let keys = self.keys(&say(what, &v));
+                self.play_then(now, keys, true, After::Goto(next.unwrap_or_default()));
+            }
+            Step::Webhook { url, timeout_s, .. } => {
+                let timeout = Duration::from_secs_f64(timeout_s.max(0.1));
+                let body = self.webhook_body();
+                self.actions
+                    .push_back(FlowAction::PostWebhook { url, body, timeout });
+                self.wait = Wait::Webhook;
+                self.deadline = Some(now + timeout);
+            }
+            Step::Queue {
+                queue,
+                priority,
+                prompts,
+            } => {
+                self.outcome = Some(Outcome::Queued {
+                    queue: queue.clone(),
+                });
+                let keys = self.keys(&prompts);
+                self.play_then(
+                    now,
+                    keys,
+                    true,
+                    After::Enqueue {
+                        queue,
+                        priority,
+                        human: false,
+                    },
+                );
+            }
+            Step::Transfer { to, prompts, .. } => {
+                let keys = self.keys(&prompts);
+                self.play_then(now, keys, false, After::Transfer(to));
+            }
+            Step::Voicemail { prompts, max_s, .. } => {
+                let keys = self.keys(&prompts);
+                let max = Duration::from_secs_f64(max_s.max(1.0));
+                self.play_then(now, keys, false, After::Record(max));
+            }
+            Step::Callback {
+                queue,
+                number_var,
+                prompts,
+                next,
+            } => {
+                let number = number_var
+                    .and_then(|v| self.vars.get(&v).cloned())
+                    .unwrap_or_else(|| self.caller.clone());
+                self.actions.push_back(FlowAction::BookCallback {
+                    number,
+                    queue: queue.clone(),
+                });
+                self.outcome = Some(Outcome::Callback { queue });
+                let keys = self.keys(&prompts);
+                self.play_then(now, keys, true, After::Goto(next.unwrap_or_default()));
+            }
+            Step::Hangup { prompts } => {
+                let keys = self.keys(&prompts);
+                self.play_then(now, keys, false, After::Hangup);
+            }
+            Step::GotoFlow { flow } => match self.set.get(&flow).cloned() {
+                Some(f) => {
+                    self.flow = f;
+                    let start = self.flow.doc.start.get_ref().clone();
+                    self.enter(now, &start);
+                }
+                None => self.finish(FlowAction::Hangup),
+            },
+        }
+    }
+
+    fn prompt_input(&mut self, now: Instant, prompts: Vec<String>) {
+        let keys = self.keys(&prompts);
+        if !self.typeahead.is_empty() {
+            return self.after(now, After::Input);
+        }
+        self.play_then(now, keys, true, After::Input);
+    }
+
+    pub fn handle(&mut self, now: Instant, ev: FlowEvent) {
+        match ev {
+            FlowEvent::PlaybackFinished => {
+                if let Wait::Prompts { after, .. } = self.wait.clone() {
+                    self.wait = Wait::Nothing;
+                    self.after(now, after);
+                }
+            }
+            FlowEvent::DigitReceived(d) => self.digit(now, d),
+            FlowEvent::LookupFinished(l) => {
+                self.set_lookup(l);
+                if self.wait == Wait::Lookup {
+                    let step = self.step.clone();
+                    self.path.pop();
+                    self.enter(now, &step);
+                }
+            }
+            FlowEvent::WebhookFinished(reply) => {
+                if self.wait != Wait::Webhook {
+                    return;
+                }
+                self.deadline = None;
+                let Some(Step::Webhook {
+                    sets,
+                    next,
+                    fallback,
+                    ..
+                }) = self.step_def()
+                else {
+                    return;
+                };
+                match reply {
+                    Some(r) => {
+                        for (k, v) in r.vars {
+                            if sets.contains(&k) {
+                                self.vars.insert(k, v);
+                            }
+                        }
+                        let chosen = r
+                            .next
+                            .filter(|n| self.flow.doc.steps.contains_key(n))
+                            .or(next)
+                            .unwrap_or_default();
+                        self.enter(now, &chosen);
+                    }
+                    None => self.fail_to(now, fallback),
+                }
+            }
+            FlowEvent::TransferFailed => {
+                if self.wait == Wait::Transfer {
+                    let fallback = match self.step_def() {
+                        Some(Step::Transfer { fallback, .. }) => fallback,
+                        _ => None,
+                    };
+                    self.fail_to(now, fallback);
+                }
+            }
+        }
+    }
+
+    /// Goes to `step`, or to the human target when there is none.
+    fn fail_to(&mut self, now: Instant, step: Option<StepId>) {
+        match step {
+            Some(s) => self.enter(now, &s),
+            None => self.go_human(now),
+        }
+    }
+
+    fn go_human(&mut self, now: Instant) {
+        let h = self.flow.doc.human.get_ref().clone();
+        if matches!(self.wait, Wait::Prompts { .. }) {
+            self.actions.push_back(FlowAction::StopPlayback);
+        }
+        if self.wait == Wait::Recording {
+            self.actions.push_back(FlowAction::StopRecording);
+        }
+        self.typeahead.clear();
+        self.deadline = None;
+        self.path.push("human".into());
+        self.outcome = Some(Outcome::Human {
+            queue: h.queue.clone(),
+        });
+        let keys = self.keys(&h.connecting);
+        self.play_then(
+            now,
+            keys,
+            false,
+            After::Enqueue {
+                queue: h.queue,
+                priority: h.priority,
+                human: true,
+            },
+        );
+    }
+
+    /// Whether the human key pressed now is input for the current step.
+    fn human_key_is_input(&self) -> bool {
+        match self.step_def() {
+            Some(Step::Menu {
+                human_key_is_option,
+                ..
+            }) => human_key_is_option && self.in_input_step(),
+            Some(Step::Collect { human_key, .. }) => {
+                human_key == HumanKeyInCollect::First
+                    && self.in_input_step()
+                    && !self.entered.is_empty()
+            }
+            _ => false,
+        }
+    }
+
+    fn in_input_step(&self) -> bool {
+        match &self.wait {
+            Wait::Input => true,
+            Wait::Prompts { after, .. } => *after == After::Input,
+            _ => false,
+        }
+    }
+
+    fn digit(&mut self, now: Instant, d: Digit) {
+        match self.wait.clone() {
+            Wait::Done | Wait::Transfer | Wait::Queue { human: true } => return,
+            _ => {}
+        }
+        if d.0 == self.flow.human_key() && !self.human_key_is_input() {
+            self.human_pressed.get_or_insert(now);
+            return self.go_human(now);
+        }
+        match self.wait.clone() {
+            Wait::Prompts { barge_in, after } => {
+                if after == After::Input {
+                    self.actions.push_back(FlowAction::StopPlayback);
+                    self.after(now, After::Input);
+                    self.input_digit(now, d);
+                } else if barge_in {
+                    self.actions.push_back(FlowAction::StopPlayback);
+                    self.typeahead.push_back(d);
+                    self.wait = Wait::Nothing;
+                    self.after(now, after);
+                }
+            }
+            Wait::Input => self.input_digit(now, d),
+            Wait::Recording if d.0 == '#' => self.end_recording(now),
+            Wait::Lookup | Wait::Webhook => self.typeahead.push_back(d),
+            _ => {}
+        }
+    }
+
+    fn end_recording(&mut self, now: Instant) {
+        self.actions.push_back(FlowAction::StopRecording);
+        self.outcome = Some(Outcome::Voicemail);
+        let next = match self.step_def() {
+            Some(Step::Voicemail { next, .. }) => next.unwrap_or_default(),
+            _ => String::new(),
+        };
+        self.enter(now, &next);
+    }
+
+    fn input_digit(&mut self, now: Instant, d: Digit) {
+        match self.step_def() {
+            Some(Step::Menu { options, .. }) => {
+                self.deadline = None;
+                match options.get(&d.0.to_string()) {
+                    Some(next) => {
+                        self.path.push(format!("key {}", d.0));
+                        self.enter(now, &next.clone())
+                    }
+                    None => self.retry(now, true),
+                }
+            }
+            Some(Step::Collect {
+                min,
+                max,
+                terminator,
+                ..
+            }) => {
+                if Some(d.0) == terminator {
+                    if self.entered.len() >= min {
+                        self.collected(now);
+                    } else {
+                        self.retry(now, true);
+                    }
+                    return;
+                }
+                self.entered.push(d.0);
+                self.deadline = Some(now + self.input_timeout());
+                if self.entered.len() >= max {
+                    self.collected(now);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn collected(&mut self, now: Instant) {
+        if let Some(Step::Collect { var, next, .. }) = self.step_def() {
+            self.vars.insert(var, std::mem::take(&mut self.entered));
+            self.enter(now, &next.unwrap_or_default());
+        }
+    }
+
+    /// Another attempt after an invalid key or a timeout, or `on_fail`.
+    fn retry(&mut self, now: Instant, invalid: bool) {
+        self.typeahead.clear();
+        self.entered.clear();
+        self.attempts += 1;
+        let (retries, on_fail, mut prompts, extra) = match self.step_def() {
+            Some(Step::Menu {
+                retries,
+                on_fail,
+                prompts,
+                invalid: inv,
+                no_input,
+                ..
+            }) => (
+                retries,
+                on_fail,
+                prompts,
+                if invalid { inv } else { no_input },
+            ),
+            Some(Step::Collect {
+                retries,
+                on_fail,
+                prompts,
+                invalid: inv,
+                ..
+            }) => (retries, on_fail, prompts, inv),
+            _ => return,
+        };
+        self.path
+            .push(if invalid { "invalid" } else { "no input" }.into());
+        if self.attempts > retries {
+            return self.fail_to(now, on_fail);
+        }
+        let mut all = extra;
+        all.append(&mut prompts);
+        self.prompt_input(now, all);
+    }
+
+    pub fn handle_timeout(&mut self, now: Instant) {
+        match self.deadline {
+            Some(d) if now >= d => {}
+            _ => return,
+        }
+        self.deadline = None;
+        match self.wait {
+            Wait::Input => {
+                let done = match self.step_def() {
+                    Some(Step::Collect { min, .. }) => self.entered.len() >= min.max(1),
+                    _ => false,
+                };
+                if done {
+                    self.collected(now)
+                } else {
+                    self.retry(now, false)
+                }
+            }
+            Wait::Webhook => self.handle(now, FlowEvent::WebhookFinished(None)),
+            Wait::Recording => self.end_recording(now),
+            _ => {}
+        }
+    }
+
+    fn local(&self, now: Instant) -> jiff::civil::DateTime {
+        let ts = self
+            .wall_start
+            .checked_add(now.saturating_duration_since(self.started))
+            .unwrap_or(self.wall_start);
+        ts.to_zoned_datetime(self.flow.tz.clone()).datetime()
+    }
+
+    fn customer(&self) -> Option<&Customer> {
+        match &self.lookup {
+            Lookup::Known(c) => Some(c),
+            _ => None,
+        }
+    }
+
+    fn holds(&self, now: Instant, t: &Test) -> bool {
+        let c = self.customer();
+        let local = self.local(now);
+        let hours = |name: &String| self.flow.doc.hours.get(name).map(|h| h.get_ref());
+        t.known.is_none_or(|k| k == c.is_some())
+            && t.tier.as_ref().is_none_or(|tiers| {
+                c.and_then(|c| c.tier.as_ref())
+                    .is_some_and(|tier| tiers.contains(tier))
+            })
+            && t.repeat
+                .is_none_or(|r| r == c.is_some_and(|c| c.recent_calls > 0))
+            && t.recent_calls_min
+                .is_none_or(|n| c.is_some_and(|c| c.recent_calls >= n))
+            && t.last_outcome
+                .as_ref()
+                .is_none_or(|o| c.and_then(|c| c.last_outcome.as_ref()) == Some(o))
+            && t.language.as_ref().is_none_or(|l| *l == self.lang)
+            && t.vars.as_ref().is_none_or(|vs| {
+                vs.iter()
+                    .all(|(k, v)| self.var(k).as_deref() == Some(v.as_str()))
+            })
+            && t.open
+                .as_ref()
+                .is_none_or(|n| hours(n).is_some_and(|h| h.is_open(local)))
+            && t.holiday
+                .as_ref()
+                .is_none_or(|n| hours(n).is_some_and(|h| h.is_holiday(local.date())))
+            && t.weekday
+                .as_ref()
+                .is_none_or(|ws| ws.iter().any(|w| parse_weekday(w) == Some(local.weekday())))
+            && t.time
+                .as_ref()
+                .is_none_or(|spec| time_within(spec, local.time()))
+    }
+
+    /// A variable's value: set ones first, then the built-ins.
+    pub fn var(&self, name: &str) -> Option<String> {
+        if let Some(v) = self.vars.get(name) {
+            return Some(v.clone());
+        }
+        let c = self.customer();
+        match name {
+            "caller" => Some(self.caller.clone()),
+            "dialled" => Some(self.dialled.clone()),
+            "language" => Some(self.lang.clone()),
+            "flow" => Some(self.flow.name.clone()),
+            "customer_name" => c.and_then(|c| c.name.clone()),
+            "customer_tier" => c.and_then(|c| c.tier.clone()),
+            "last_agent" => c.and_then(|c| c.last_agent.clone()),
+            _ => None,
+        }
+    }
+
+    fn expand(&self, template: &str) -> String {
+        let mut out = String::new();
+        let mut rest = template;
+        while let Some(i) = rest.find("${") {
+            out.push_str(&rest[..i]);
+            let after = &rest[i + 2..];
+            let Some(j) = after.find('}') else {
+                out.push_str(&rest[i..]);
+                return out;
+            };
+            out.push_str(&self.var(&after[..j]).unwrap_or_default());
+            rest = &after[j + 1..];
+        }
+        out.push_str(rest);
+        out
+    }
+
+    fn webhook_body(&self) -> serde_json::Value {
+        let c = self.customer();
+        serde_json::json!({
+            "caller": self.caller,
+            "dialled": self.dialled,
+            "flow": self.flow.name,
+            "flow_version": self.flow.version,
+            "step": self.step,
+            "language": self.lang,
+            "known": c.is_some(),
+            "customer": c.map(|c| serde_json::json!({
+                "name": c.name, "tier": c.tier, "recent_calls": c.recent_calls,
+                "last_outcome": c.last_outcome, "last_agent": c.last_agent,
+            })),
+            "vars": self.vars,
+        })
+    }
+}
+
+fn needs_customer(t: &Test) -> bool {
+    t.known.is_some()
+        || t.tier.is_some()
+        || t.repeat.is_some()
+        || t.recent_calls_min.is_some()
+        || t.last_outcome.is_some()
+        || t.language.is_some()
+}
+
+/// The prompts (per-language names) that read out a value.
+pub fn say(what: SayKind, value: &str) -> Vec<String> {
+    match what {
+        SayKind::Digits => value
+            .chars()
+            .filter_map(|c| match c {
+                '0'..='9' => Some(format!("digit-{c}")),
+                '*' => Some("digit-star".into()),
+                '#' => Some("digit-hash".into()),
+                _ => None,
+            })
+            .collect(),
+        SayKind::Number => match value.trim().parse::<u32>() {
+            Ok(n) if n < 1_000_000 => number(n),
+            _ => say(SayKind::Digits, value),
+        },
+        SayKind::Time => {
+            let (h, m) = value.split_once(':').unwrap_or((value, "0"));
+            let (Ok(h), Ok(m)) = (h.trim().parse::<u32>(), m.trim().parse::<u32>()) else {
+                return vec![];
+            };
+            let mut out = number(h);
+            if m > 0 {
+                if m < 10 {
+                    out.push("num-0".into());
+                }
+                out.extend(number(m));
+            }
+            out
+        }
+    }
+}
+
+/// Number words as prompt names: `num-0`…`num-19`, tens, `num-100`, `num-1000`.
+fn number(n: u32) -> Vec<String> {
+    let mut out = vec![];
+    if n >= 1000 {
+        if n / 1000 > 1 {
+            out.extend(number(n / 1000));
+        }
+        out.push("num-1000".into());
+        if n % 1000 == 0 {
+            return out;
+        }
+    }
+    let n = n % 1000;
+    if n >= 100 {
+        if n / 100 > 1 {
+            out.push(format!("num-{}", n / 100));
+        }
+        out.push("num-100".into());
+        if n % 100 == 0 {
+            return out;
+        }
+    }
+    let n = n % 100;
+    if n < 20 {
+        if n > 0 || out.is_empty() {
+            out.push(format!("num-{n}"));
+        }
+    } else {
+        out.push(format!("num-{}", n / 10 * 10));
+        if n % 10 > 0 {
+            out.push(format!("num-{}", n % 10));
+        }
+    }
+    out
+}
+
+/// Every prompt name `say` can use (for the validator).
+pub fn say_prompts() -> Vec<String> {
+    let mut v: Vec<String> = (0..20).map(|n| format!("num-{n}")).collect();
+    v.extend((2..10).map(|t| format!("num-{}", t * 10)));
+    v.push("num-100".into());
+    v.push("num-1000".into());
+    v.extend((0..10).map(|d| format!("digit-{d}")));
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_read_out() {
+        assert_eq!(number(0), vec!["num-0"]);
+        assert_eq!(number(42), vec!["num-40", "num-2"]);
+        assert_eq!(number(115), vec!["num-100", "num-15"]);
+        assert_eq!(number(2300), vec!["num-2", "num-1000", "num-3", "num-100"]);
+        assert_eq!(
+            say(SayKind::Time, "14:05"),
+            vec!["num-14", "num-0", "num-5"]
+        );
+        assert_eq!(
+            say(SayKind::Digits, "4#2"),
+            vec!["digit-4", "digit-hash", "digit-2"]
+        );
+    }
+}

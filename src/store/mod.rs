@@ -1,0 +1,454 @@
+//! The customer history store: customers, call records, callbacks and
+//! voicemail, in SQLite (the embedded default, created and migrated on first
+//! start) or PostgreSQL (by URL). One implementation serves both through
+//! sqlx's `Any` driver: the SQL is portable (`$1` parameters, BIGINT times in
+//! milliseconds) and one migration set runs on both.
+//!
+//! A shell: it does I/O. The engine never waits on it: lookups go out as
+//! [`crate::engine::StoreRequest`]s and come back as inputs, with a deadline
+//! ([`worker`]).
+
+pub mod import;
+pub mod worker;
+
+use crate::engine::CallRecord;
+use crate::flow::interp::Customer;
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{AnyPool, Row, SqlSafeStr};
+use std::path::{Path, PathBuf};
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum StoreError {
+    #[error("cannot open the store {url}: {source}")]
+    Open { url: String, source: sqlx::Error },
+    #[error("store migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("store query failed: {0}")]
+    Query(#[from] sqlx::Error),
+    #[error("{path}: {source}")]
+    File {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// Settings the store needs besides its URL.
+#[derive(Clone, Debug)]
+pub struct StoreSettings {
+    pub url: String,
+    pub data_dir: PathBuf,
+    pub repeat_days: u32,
+    pub retention_days: u32,
+}
+
+pub struct Store {
+    pool: AnyPool,
+    settings: StoreSettings,
+}
+
+/// Milliseconds since 1970.
+pub fn ms(t: jiff::Timestamp) -> i64 {
+    t.as_millisecond()
+}
+
+fn migrator() -> sqlx::migrate::Migrator {
+    use sqlx::migrate::{Migration, MigrationType, Migrator};
+    Migrator::with_migrations(vec![Migration::new(
+        1,
+        "history".into(),
+        MigrationType::Simple,
+        include_str!("../../migrations/0001_history.sql").into_sql_str(),
+        false,
+    )])
+}
+
+impl Store {
+    /// Connects (creating an SQLite file if needed) and migrates.
+    pub async fn open(settings: StoreSettings) -> Result<Store, StoreError> {
+        sqlx::any::install_default_drivers();
+        let mut url = settings.url.clone();
+        if url.starts_with("sqlite:") && !url.contains('?') && !url.contains(":memory:") {
+            url.push_str("?mode=rwc");
+        }
+        let sqlite = url.starts_with("sqlite:");
+        let pool = AnyPoolOptions::new()
+            .max_connections(if sqlite { 4 } else { 8 })
+            .acquire_timeout(std::time::Duration::from_secs(5))
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if sqlite {
+                        // WAL lets lookups read while a record is written.
+                        sqlx::query("PRAGMA journal_mode=WAL")
+                            .execute(&mut *conn)
+                            .await?;
+                        sqlx::query("PRAGMA busy_timeout=2000")
+                            .execute(&mut *conn)
+                            .await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect(&url)
+            .await
+            .map_err(|source| StoreError::Open {
+                url: redact_url(&settings.url),
+                source,
+            })?;
+        migrator().run(&pool).await?;
+        Ok(Store { pool, settings })
+    }
+
+    pub fn settings(&self) -> &StoreSettings {
+        &self.settings
+    }
+
+    /// What the store knows about a number (E.164): its customer row and the
+    /// history derived from its calls. `None` for a number never seen.
+    pub async fn lookup(
+        &self,
+        number: &str,
+        now: jiff::Timestamp,
+    ) -> Result<Option<Customer>, StoreError> {
+        let since = ms(now) - i64::from(self.settings.repeat_days) * 86_400_000;
+        let row: Option<AnyRow> =
+            sqlx::query("SELECT name, language, tier FROM customers WHERE number = $1")
+                .bind(number)
+                .fetch_optional(&self.pool)
+                .await?;
+        let recent: i64 =
+            sqlx::query("SELECT COUNT(*) AS n FROM calls WHERE caller = $1 AND started_ms >= $2")
+                .bind(number)
+                .bind(since)
+                .fetch_one(&self.pool)
+                .await?
+                .try_get("n")?;
+        let last: Option<AnyRow> = sqlx::query(
+            "SELECT outcome FROM calls WHERE caller = $1 ORDER BY started_ms DESC LIMIT 1",
+        )
+        .bind(number)
+        .fetch_optional(&self.pool)
+        .await?;
+        let last_agent: Option<AnyRow> = sqlx::query(
+            "SELECT agent FROM calls WHERE caller = $1 AND agent IS NOT NULL ORDER BY started_ms DESC LIMIT 1",
+        )
+        .bind(number)
+        .fetch_optional(&self.pool)
+        .await?;
+        if row.is_none() && last.is_none() {
+            return Ok(None);
+        }
+        let get = |r: &Option<AnyRow>, c: &str| -> Option<String> {
+            r.as_ref()
+                .and_then(|r| r.try_get::<Option<String>, _>(c).ok().flatten())
+        };
+        Ok(Some(Customer {
+            number: number.to_string(),
+            name: get(&row, "name"),
+            language: get(&row, "language"),
+            tier: get(&row, "tier"),
+            recent_calls: recent.max(0) as u32,
+            last_outcome: get(&last, "outcome"),
+            last_agent: get(&last_agent, "agent"),
+        }))
+    }
+
+    pub async fn record_call(&self, r: &CallRecord) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO calls (call_id, started_ms, answered_ms, ended_ms, caller, dialled, flow, flow_version, path, outcome, ended_by, queue, agent, wait_ms, talk_ms, human_key_ms, known)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
+             ON CONFLICT (call_id) DO NOTHING",
+        )
+        .bind(&r.call_id)
+        .bind(ms(r.started))
+        .bind(r.answered.map(ms))
+        .bind(ms(r.ended))
+        .bind(&r.caller)
+        .bind(&r.dialled)
+        .bind(&r.flow)
+        .bind(&r.flow_version)
+        .bind(r.path.join(" > "))
+        .bind(&r.outcome)
+        .bind(&r.ended_by)
+        .bind(&r.queue)
+        .bind(&r.agent)
+        .bind(r.wait_ms.map(|v| v as i64))
+        .bind(r.talk_ms.map(|v| v as i64))
+        .bind(r.human_key_ms.map(|v| v as i64))
+        .bind(i64::from(r.known))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn book_callback(
+        &self,
+        call_id: &str,
+        number: &str,
+        queue: &str,
+        at: jiff::Timestamp,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO callbacks (call_id, number, queue, requested_ms, status) VALUES ($1, $2, $3, $4, 'pending')
+             ON CONFLICT (call_id) DO NOTHING",
+        )
+        .bind(call_id)
+        .bind(number)
+        .bind(queue)
+        .bind(ms(at))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Writes the recording as a WAV file under `data/voicemail/` and records it.
+    pub async fn save_voicemail(
+        &self,
+        call_id: &str,
+        caller: &str,
+        flow: &str,
+        at: jiff::Timestamp,
+        pcm: &[i16],
+    ) -> Result<PathBuf, StoreError> {
+        let day = at.strftime("%Y-%m-%d").to_string();
+        let safe: String = call_id
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .take(80)
+            .collect();
+        let rel = PathBuf::from("voicemail")
+            .join(day)
+            .join(format!("{safe}.wav"));
+        let path = self.settings.data_dir.join(&rel);
+        let file_err = |source| StoreError::File {
+            path: path.clone(),
+            source,
+        };
+        if let Some(dir) = path.parent() {
+            tokio::fs::create_dir_all(dir).await.map_err(file_err)?;
+        }
+        tokio::fs::write(&path, wav(pcm)).await.map_err(file_err)?;
+        sqlx::query(
+            "INSERT INTO voicemails (call_id, caller, flow, recorded_ms, file, duration_ms) VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT (call_id) DO NOTHING",
+        )
+        .bind(call_id)
+        .bind(caller)
+        .bind(flow)
+        .bind(ms(at))
+        .bind(rel.to_string_lossy().into_owned())
+        .bind((pcm.len() / 8) as i64)
+        .execute(&self.pool)
+        .await?;
+        Ok(path)
+    }
+
+    /// Inserts or updates a customer.
+    pub async fn upsert_customer(
+        &self,
+        c: &import::CustomerRow,
+        now: jiff::Timestamp,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO customers (number, name, language, tier, value, notes, updated_ms) VALUES ($1, $2, $3, $4, $5, $6, $7)
+             ON CONFLICT (number) DO UPDATE SET name = excluded.name, language = excluded.language, tier = excluded.tier,
+               value = excluded.value, notes = excluded.notes, updated_ms = excluded.updated_ms",
+        )
+        .bind(&c.number)
+        .bind(&c.name)
+        .bind(&c.language)
+        .bind(&c.tier)
+        .bind(c.value)
+        .bind(&c.notes)
+        .bind(ms(now))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Removes everything about one number; returns the rows removed.
+    pub async fn erase(&self, number: &str) -> Result<u64, StoreError> {
+        let files: Vec<String> = sqlx::query("SELECT file FROM voicemails WHERE caller = $1")
+            .bind(number)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .filter_map(|r| r.try_get("file").ok())
+            .collect();
+        self.remove_files(&files).await;
+        let mut n = 0;
+        for sql in [
+            "DELETE FROM customers WHERE number = $1",
+            "DELETE FROM calls WHERE caller = $1",
+            "DELETE FROM callbacks WHERE number = $1",
+            "DELETE FROM voicemails WHERE caller = $1",
+        ] {
+            n += sqlx::query(sql)
+                .bind(number)
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
+        }
+        Ok(n)
+    }
+
+    /// Removes history older than the retention period; returns the rows removed.
+    pub async fn purge(&self, now: jiff::Timestamp) -> Result<u64, StoreError> {
+        let cutoff = ms(now) - i64::from(self.settings.retention_days) * 86_400_000;
+        let files: Vec<String> = sqlx::query("SELECT file FROM voicemails WHERE recorded_ms < $1")
+            .bind(cutoff)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .filter_map(|r| r.try_get("file").ok())
+            .collect();
+        self.remove_files(&files).await;
+        let mut n = 0;
+        for sql in [
+            "DELETE FROM calls WHERE started_ms < $1",
+            "DELETE FROM callbacks WHERE requested_ms < $1",
+            "DELETE FROM voicemails WHERE recorded_ms < $1",
+        ] {
+            n += sqlx::query(sql)
+                .bind(cutoff)
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
+        }
+        Ok(n)
+    }
+
+    async fn remove_files(&self, files: &[String]) {
+        for f in files {
+            let p = self.settings.data_dir.join(f);
+            if let Err(e) = tokio::fs::remove_file(&p).await {
+                if e.kind() != std::io::ErrorKind::NotFound {
+                    tracing::warn!(file = %p.display(), error = %e, "cannot remove voicemail file");
+                }
+            }
+        }
+    }
+
+    /// Counts rows in a table (for tests and the CLI's reports).
+    pub async fn count(&self, table: Table) -> Result<i64, StoreError> {
+        let sql = match table {
+            Table::Customers => "SELECT COUNT(*) AS n FROM customers",
+            Table::Calls => "SELECT COUNT(*) AS n FROM calls",
+            Table::Callbacks => "SELECT COUNT(*) AS n FROM callbacks",
+            Table::Voicemails => "SELECT COUNT(*) AS n FROM voicemails",
+        };
+        Ok(sqlx::query(sql).fetch_one(&self.pool).await?.try_get("n")?)
+    }
+
+    /// The most recent call records, newest first: (caller, flow, version, path, outcome).
+    pub async fn recent_calls(
+        &self,
+        limit: i64,
+    ) -> Result<Vec<(String, String, String, String, String)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT caller, flow, flow_version, path, outcome FROM calls ORDER BY ended_ms DESC LIMIT $1",
+        )
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    r.try_get("caller")?,
+                    r.try_get("flow")?,
+                    r.try_get("flow_version")?,
+                    r.try_get("path")?,
+                    r.try_get("outcome")?,
+                ))
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(Into::into)
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+pub enum Table {
+    Customers,
+    Calls,
+    Callbacks,
+    Voicemails,
+}
+
+/// A password in a URL is not for logs.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..s + 3], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+/// 16-bit mono 8 kHz PCM as a WAV file (RIFF header written here: 44 bytes).
+pub fn wav(pcm: &[i16]) -> Vec<u8> {
+    let data_len = (pcm.len() * 2) as u32;
+    let mut out = Vec::with_capacity(44 + data_len as usize);
+    out.extend_from_slice(b"RIFF");
+    out.extend_from_slice(&(36 + data_len).to_le_bytes());
+    out.extend_from_slice(b"WAVEfmt ");
+    out.extend_from_slice(&16u32.to_le_bytes());
+    out.extend_from_slice(&1u16.to_le_bytes()); // PCM
+    out.extend_from_slice(&1u16.to_le_bytes()); // mono
+    out.extend_from_slice(&8000u32.to_le_bytes());
+    out.extend_from_slice(&16000u32.to_le_bytes()); // byte rate
+    out.extend_from_slice(&2u16.to_le_bytes()); // block align
+    out.extend_from_slice(&16u16.to_le_bytes());
+    out.extend_from_slice(b"data");
+    out.extend_from_slice(&data_len.to_le_bytes());
+    for s in pcm {
+        out.extend_from_slice(&s.to_le_bytes());
+    }
+    out
+}
+
+/// The data folder's voicemail path for a relative file name.
+pub fn data_path(data_dir: &Path, rel: &str) -> PathBuf {
+    data_dir.join(rel)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wav_reads_back_with_symphonia() {
+        let pcm: Vec<i16> = (0..8000).map(|i| ((i % 80) as i16 - 40) * 300).collect();
+        let dir = std::env::temp_dir().join(format!("vaxel-wav-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("t.wav");
+        std::fs::write(&p, wav(&pcm)).unwrap();
+        let back = crate::media::prompt::decode_file(&p).unwrap();
+        assert_eq!(back.len(), pcm.len());
+        // The decoder goes through f32: within one step.
+        assert!(back.iter().zip(&pcm).all(|(a, b)| (a - b).abs() <= 1));
+        std::fs::remove_dir_all(dir).ok();
+    }
+
+    #[test]
+    fn passwords_stay_out_of_logs() {
+        assert_eq!(
+            redact_url("postgres://vaxel:secret@127.0.0.1/vaxel"),
+            "postgres://vaxel:***@127.0.0.1/vaxel"
+        );
+        assert_eq!(redact_url("sqlite://vaxel.db"), "sqlite://vaxel.db");
+    }
+}
