@@ -21,11 +21,15 @@ pub fn line_of(text: &str, offset: usize) -> usize {
 
 /// Parses one flow file's text. The version is the content hash.
 pub fn parse(name: &str, path: &Path, text: &str) -> Result<Flow, Problem> {
-    let doc: FlowDoc = toml::from_str(text).map_err(|e| Problem {
-        path: path.to_path_buf(),
-        line: e.span().map(|s| line_of(text, s.start)).unwrap_or(1),
-        severity: Severity::Error,
-        message: e.message().trim().to_string(),
+    let doc: FlowDoc = toml::from_str(text).map_err(|e| {
+        let start = e.span().map(|s| s.start).unwrap_or(0);
+        let message = e.message().trim().to_string();
+        Problem {
+            path: path.to_path_buf(),
+            line: key_line(text, start, &message).unwrap_or_else(|| line_of(text, start)),
+            severity: Severity::Error,
+            message,
+        }
     })?;
     let tz = jiff::tz::TimeZone::get(doc.timezone.get_ref()).map_err(|_| Problem {
         path: path.to_path_buf(),
@@ -46,6 +50,23 @@ pub fn parse(name: &str, path: &Path, text: &str) -> Result<Flow, Problem> {
         tz,
         version,
     })
+}
+
+/// Steps are internally tagged (`type = …`), so serde reports an unknown
+/// key at its table; the key's own line is more use to an admin.
+fn key_line(text: &str, table_start: usize, message: &str) -> Option<usize> {
+    let key = message.strip_prefix("unknown field `")?.split('`').next()?;
+    let first = line_of(text, table_start);
+    text.lines()
+        .enumerate()
+        .skip(first - 1)
+        .take_while(|(i, l)| *i + 1 == first || !l.trim_start().starts_with('['))
+        .find(|(_, l)| {
+            l.trim_start()
+                .strip_prefix(key)
+                .is_some_and(|rest| rest.trim_start().starts_with('='))
+        })
+        .map(|(i, _)| i + 1)
 }
 
 /// The flow files in `dir`, sorted (subfolders such as `tests/` are not flows).
