@@ -546,3 +546,132 @@ fn an_overloaded_shard_refuses_new_calls_but_serves_its_own() {
         "calls are taken again once the shard caught up"
     );
 }
+
+/// The lookup asked of the store for the last call, if any.
+fn lookup_of(h: &Harness) -> Option<(vaxel::engine::call::CallRef, String)> {
+    h.store.iter().rev().find_map(|r| match r {
+        StoreRequest::Lookup { call, number } => Some((*call, number.clone())),
+        _ => None,
+    })
+}
+
+fn record_of(h: &Harness) -> vaxel::engine::CallRecord {
+    h.store
+        .iter()
+        .rev()
+        .find_map(|r| match r {
+            StoreRequest::RecordCall(r) => Some((**r).clone()),
+            _ => None,
+        })
+        .expect("a call record")
+}
+
+#[test]
+fn a_store_that_does_not_answer_in_300_ms_leaves_the_caller_unknown_and_the_call_going() {
+    let mut h = Harness::new(EngineConfig::default(), 10);
+    let t0 = h.now;
+    h.e.set_wall_clock(t0, "2026-11-24T09:00:00Z".parse().unwrap());
+    h.send(&invite("call-20", "z9hG4bK20", "0 101"));
+    let (call, number) = lookup_of(&h).expect("the caller is looked up at the INVITE");
+    assert_eq!(number, "+46701234567", "E.164");
+    let tag = to_tag(&h.responses()[1]);
+    h.send(&in_dialog(
+        "ACK",
+        "call-20",
+        &tag,
+        1,
+        "z9hG4bKa20",
+        ("", ""),
+    ));
+    h.advance(Duration::from_millis(299));
+    assert_eq!(h.e.stats.lookup_timeouts, 0);
+    h.advance(Duration::from_millis(1));
+    assert_eq!(h.e.stats.lookup_timeouts, 1, "given up at exactly 300 ms");
+    // The late answer changes nothing.
+    let late = vaxel::flow::interp::Customer {
+        number: number.clone(),
+        ..Default::default()
+    };
+    h.e.lookup_finished(h.now, call, Ok(Some(late)));
+    h.drain();
+    let before = h.rtp.len();
+    h.advance(Duration::from_millis(200));
+    assert!(h.rtp.len() >= before + 9, "the welcome kept playing");
+    h.send(&in_dialog(
+        "BYE",
+        "call-20",
+        &tag,
+        2,
+        "z9hG4bKb20",
+        ("", ""),
+    ));
+    let r = record_of(&h);
+    assert_eq!(r.caller, "+46701234567");
+    assert_eq!(r.flow, "readback");
+    assert_eq!(r.path.first().map(String::as_str), Some("welcome"));
+    assert_eq!(r.outcome, "abandoned", "the caller hung up in the flow");
+    assert_eq!(r.ended_by, "caller");
+    assert!(!r.known);
+    assert_eq!(r.started, "2026-11-24T09:00:00Z".parse().unwrap());
+}
+
+#[test]
+fn the_human_key_during_the_welcome_goes_to_the_human_queue_at_once() {
+    let mut h = Harness::new(EngineConfig::default(), 10);
+    h.send(&invite("call-21", "z9hG4bK21", "0 101"));
+    let (call, number) = lookup_of(&h).unwrap();
+    h.e.lookup_finished(
+        h.now,
+        call,
+        Ok(Some(vaxel::flow::interp::Customer {
+            number,
+            name: Some("Anna".into()),
+            recent_calls: 1,
+            ..Default::default()
+        })),
+    );
+    h.drain();
+    let tag = to_tag(&h.responses()[1]);
+    h.send(&in_dialog(
+        "ACK",
+        "call-21",
+        &tag,
+        1,
+        "z9hG4bKa21",
+        ("", ""),
+    ));
+    h.advance(Duration::from_millis(500));
+    h.send(&in_dialog(
+        "INFO",
+        "call-21",
+        &tag,
+        2,
+        "z9hG4bKi21",
+        ("application/dtmf-relay", "Signal=0\r\nDuration=160\r\n"),
+    ));
+    let pressed = h.rtp.len();
+    h.advance(Duration::from_millis(3000));
+    let frames = payloads_of(&h);
+    let p = prompts();
+    let hold = find(&frames[pressed..], p.get("music/hold").unwrap()).expect("hold music");
+    assert!(
+        hold <= 1,
+        "hold music starts within a packet of the key (at {hold})"
+    );
+    assert_eq!(h.e.stats.human_key, 1);
+    h.send(&in_dialog(
+        "BYE",
+        "call-21",
+        &tag,
+        3,
+        "z9hG4bKb21",
+        ("", ""),
+    ));
+    let r = record_of(&h);
+    assert_eq!(r.human_key_ms, Some(500));
+    assert_eq!(r.queue.as_deref(), Some("kundtjanst"));
+    assert_eq!(r.outcome, "abandoned", "left the queue before an agent");
+    assert!(r.known);
+    assert_eq!(r.path, vec!["welcome", "human"]);
+    assert_eq!(r.wait_ms, Some(3000));
+}
