@@ -59,9 +59,14 @@ fn best_match(rec: &[f32], tpl: &[f32], lags: std::ops::Range<usize>) -> (usize,
     best
 }
 
-fn call_and_check(dtmf: &str, key: char) {
-    let prompts = prompts();
-    let vaxel = Vaxel::start(&[]);
+/// One PJSIP call: what it heard (8 kHz samples) and when it pressed `key`.
+fn pjsua_call(
+    vaxel: &Vaxel,
+    key: char,
+    key_at: &str,
+    duration: &str,
+    dtmf: &str,
+) -> (Vec<f32>, f64) {
     let wav = std::env::temp_dir().join(format!("vaxel-pjsua-{}-{dtmf}.wav", std::process::id()));
     let out = Command::new(python())
         .arg(root().join("tests/pjsua/call_and_record.py"))
@@ -71,7 +76,7 @@ fn call_and_check(dtmf: &str, key: char) {
             "--key",
             &key.to_string(),
         ])
-        .args(["--key-at", "2.5", "--duration", "5", "--dtmf", dtmf])
+        .args(["--key-at", key_at, "--duration", duration, "--dtmf", dtmf])
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -91,6 +96,54 @@ fn call_and_check(dtmf: &str, key: char) {
         .iter()
         .map(|s| *s as f32)
         .collect();
+    let _ = std::fs::remove_file(&wav);
+    (rec, key_at)
+}
+
+/// Asserts that `name` is heard at the start (within its leading silence plus 0.3 s).
+fn heard_first(rec: &[f32], name: &str) {
+    let p = prompts();
+    let (start, tpl) = template(p.get(name).unwrap(), 4000);
+    let (lag, corr) = best_match(rec, &tpl, 0..start + 8000);
+    eprintln!(
+        "{name} at {:.3} s, correlation {corr:.3}",
+        lag as f64 / 8000.0
+    );
+    assert!(
+        corr > 0.9,
+        "{name} is not what was heard first (correlation {corr})"
+    );
+    assert!(
+        lag >= start && lag < start + 2400,
+        "{name} heard at {lag}, expected near {start}"
+    );
+}
+
+/// Asserts that `name` starts within 0.4 s after `at` seconds; returns its correlation.
+fn heard_after(rec: &[f32], name: &str, at: f64) {
+    let p = prompts();
+    let (start, tpl) = template(p.get(name).unwrap(), 2400);
+    let from = (at * 8000.0) as usize;
+    let (lag, corr) = best_match(rec, &tpl, from..from + 8000);
+    let delay = (lag - start.min(lag)) as f64 / 8000.0 - at;
+    eprintln!(
+        "{name} {:.0} ms after {at:.3} s, correlation {corr:.3}",
+        delay * 1000.0
+    );
+    assert!(
+        corr > 0.9,
+        "{name} not heard after {at} s (correlation {corr})"
+    );
+    assert!(
+        (0.0..0.4).contains(&delay),
+        "{name} started {delay:.3} s after {at} s"
+    );
+}
+
+fn call_and_check(dtmf: &str, key: char) {
+    let prompts = prompts();
+    let vaxel = Vaxel::start(&[]);
+    let (rec, key_at) = pjsua_call(&vaxel, key, "2.5", "5", dtmf);
     assert!(
         rec.len() > 8000 * 4,
         "recording too short: {} samples",
@@ -135,7 +188,39 @@ fn call_and_check(dtmf: &str, key: char) {
         (0.0..0.4).contains(&delay),
         "{name} started {delay:.3} s after the key"
     );
-    let _ = std::fs::remove_file(&wav);
+}
+
+#[test]
+fn pjsua_a_known_caller_is_greeted_then_a_repeat_caller_welcomed_back() {
+    if !isolate("pjsua_a_known_caller_is_greeted_then_a_repeat_caller_welcomed_back") {
+        return;
+    }
+    // The shipped flows; pjsua calls as +46700000001, imported as a customer.
+    let data = temp_dir("pjsua-known");
+    let url = format!("sqlite://{}", data.join("vaxel.db").display());
+    let csv = data.join("customers.csv");
+    std::fs::write(
+        &csv,
+        "number,name,language,tier\n0700000001,Per,sv,silver\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_vaxel"))
+        .args(["customers", "import", csv.to_str().unwrap(), "--data", &url])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let vaxel = Vaxel::start_with(&root().join("flows"), &url, &data, &[]);
+    // Known, first call: "hej igen, välkommen tillbaka", then 0 reaches a person.
+    let (rec, key_at) = pjsua_call(&vaxel, '0', "1.0", "4", "rfc2833");
+    heard_first(&rec, "sv/welcome-known");
+    heard_after(&rec, "sv/connecting", key_at);
+    // Called again: a repeat caller, welcomed back and put straight through.
+    let (rec, _) = pjsua_call(&vaxel, '5', "4.5", "5", "info");
+    heard_first(&rec, "sv/welcome-back");
 }
 
 #[test]
