@@ -168,7 +168,16 @@ struct ServeArgs {
     show_numbers: bool,
 }
 
-fn main() -> anyhow::Result<()> {
+/// Errors are printed as one clear message (no backtrace, even with
+/// RUST_BACKTRACE set): they are the user's to fix, not a crash.
+fn main() {
+    if let Err(e) = run() {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(a) => {

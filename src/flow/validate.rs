@@ -294,11 +294,17 @@ fn check_flow(set: &FlowSet, flow: &Flow, known: &Known, out: &mut Vec<Problem>)
                 }
             }
             Step::Webhook { url, timeout_s, .. } => {
-                if !(url.starts_with("http://") || url.starts_with("https://")) {
+                if url.starts_with("https://") {
                     out.push(Problem::error(
                         path,
                         line,
-                        format!("step \"{id}\": url must start with http:// or https://"),
+                        format!("step \"{id}\": https webhooks are not supported in this version; use http:// (for example to a local proxy)"),
+                    ));
+                } else if !url.starts_with("http://") {
+                    out.push(Problem::error(
+                        path,
+                        line,
+                        format!("step \"{id}\": url must start with http://"),
                     ));
                 }
                 if *timeout_s <= 0.0 || *timeout_s > 10.0 {
