@@ -425,11 +425,9 @@ impl Interp {
             Step::Set { vars, next } => {
                 for (k, v) in vars {
                     let v = self.expand(&v);
-                    if k == "language" {
-                        if self.flow.doc.languages.get_ref().contains(&v) {
-                            self.lang = v.clone();
-                            self.lang_fixed = true;
-                        }
+                    if k == "language" && self.flow.doc.languages.get_ref().contains(&v) {
+                        self.lang = v.clone();
+                        self.lang_fixed = true;
                     }
                     self.vars.insert(k, v);
                 }

@@ -288,10 +288,10 @@ fn check_flow(set: &FlowSet, flow: &Flow, known: &Known, out: &mut Vec<Problem>)
                     v.values().flat_map(|s| template_vars(s)).collect(),
                 );
             }
-            Step::Say { value, what, .. } => {
-                if !(value == "now" && *what == super::model::SayKind::Time) {
-                    check_vars(out, line, id, template_vars(value));
-                }
+            Step::Say { value, what, .. }
+                if !(value == "now" && *what == super::model::SayKind::Time) =>
+            {
+                check_vars(out, line, id, template_vars(value));
             }
             Step::Webhook { url, timeout_s, .. } => {
                 if url.starts_with("https://") {
@@ -437,7 +437,7 @@ enum Knowledge {
 }
 
 /// The successors of a step with what each branch implies about `known`.
-fn refined<'a>(step: &'a Step, k: Knowledge) -> Vec<(&'a StepId, Knowledge)> {
+fn refined(step: &Step, k: Knowledge) -> Vec<(&StepId, Knowledge)> {
     match step {
         Step::Condition {
             branches,

@@ -75,6 +75,6 @@ pub fn start(
                 }
             }
         })
-        .map_err(|e| notify::Error::io(e))?;
+        .map_err(notify::Error::io)?;
     Ok(Reloader { _watcher: watcher })
 }
