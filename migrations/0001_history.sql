@@ -27,6 +27,8 @@ CREATE TABLE calls (
     wait_ms       BIGINT,
     talk_ms       BIGINT,
     human_key_ms  BIGINT,
+    announced_ms  BIGINT,              -- answer to the start of the human announcement
+    lookup_ms     BIGINT,              -- the store's answer time (NULL: not in time)
     known         BIGINT NOT NULL
 );
 CREATE INDEX calls_by_caller ON calls (caller, started_ms);

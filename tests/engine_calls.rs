@@ -49,8 +49,11 @@ fn prompts() -> PromptCache {
 
 /// The read-back test flow (tests/flows) with the synthetic prompts.
 fn flows() -> Arc<FlowSet> {
-    let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/flows");
-    let (set, problems) = vaxel::flow::load::load_dir(&dir, prompts(), &Config::default().known());
+    let file =
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/flows/readback.toml");
+    let text = std::fs::read_to_string(&file).unwrap();
+    let (set, problems) =
+        vaxel::flow::load::load_sources(&[(file, text)], prompts(), &Config::default().known());
     Arc::new(set.unwrap_or_else(|| panic!("{problems:?}")))
 }
 
@@ -612,6 +615,7 @@ fn a_store_that_does_not_answer_in_300_ms_leaves_the_caller_unknown_and_the_call
     assert_eq!(r.outcome, "abandoned", "the caller hung up in the flow");
     assert_eq!(r.ended_by, "caller");
     assert!(!r.known);
+    assert_eq!(r.lookup_ms, None, "no answer in time");
     assert_eq!(r.started, "2026-11-24T09:00:00Z".parse().unwrap());
 }
 
@@ -674,4 +678,6 @@ fn the_human_key_during_the_welcome_goes_to_the_human_queue_at_once() {
     assert!(r.known);
     assert_eq!(r.path, vec!["welcome", "human"]);
     assert_eq!(r.wait_ms, Some(3000));
+    assert_eq!(r.announced_ms, Some(0), "the welcome is the announcement");
+    assert_eq!(r.lookup_ms, Some(0));
 }

@@ -47,6 +47,8 @@ fn record(id: &str, caller: &str, started: &str, outcome: &str, agent: Option<&s
         wait_ms: Some(12_000),
         talk_ms: None,
         human_key_ms: None,
+        announced_ms: Some(2900),
+        lookup_ms: Some(3),
         known: true,
     }
 }

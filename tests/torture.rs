@@ -36,9 +36,13 @@ fn engine() -> Engine {
             .map(|n| Prompt::from_pcm(n, vec![1000; 8000]))
             .collect(),
     );
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/flows");
-    let (set, problems) =
-        vaxel::flow::load::load_dir(&dir, prompts, &vaxel::config::Config::default().known());
+    let file = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/flows/readback.toml");
+    let text = std::fs::read_to_string(&file).unwrap();
+    let (set, problems) = vaxel::flow::load::load_sources(
+        &[(file, text)],
+        prompts,
+        &vaxel::config::Config::default().known(),
+    );
     Engine::new(
         EngineConfig::default(),
         Arc::new(set.unwrap_or_else(|| panic!("{problems:?}"))),

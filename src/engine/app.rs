@@ -105,6 +105,7 @@ impl Engine {
             return;
         }
         call.lookup_deadline = None;
+        call.lookup_done = Some(now);
         let l = match result {
             Ok(Some(c)) => {
                 call.span
@@ -277,6 +278,11 @@ impl Engine {
                 .and_then(|a| a.human_pressed())
                 .and_then(|h| ms(call.answered_at, h)),
             known: matches!(call.lookup, Lookup::Known(_)),
+            announced_ms: app
+                .and_then(|a| a.announced(now))
+                .and_then(|t| ms(call.answered_at, t)),
+            lookup_ms: ms(Some(call.started), call.lookup_done.unwrap_or(call.started))
+                .filter(|_| call.lookup_done.is_some()),
         };
         call.span.in_scope(|| {
             tracing::info!(outcome = %record.outcome, path = %record.path.join(" → "), "flow ended")

@@ -79,6 +79,8 @@ pub struct Call {
     pub app: Option<Interp>,
     pub lookup: Lookup,
     pub lookup_deadline: Option<Instant>,
+    /// When the store's answer arrived.
+    pub lookup_done: Option<Instant>,
     pub wall_started: jiff::Timestamp,
     pub answered_at: Option<Instant>,
     pub answered_wall: Option<jiff::Timestamp>,

@@ -31,6 +31,10 @@ pub struct CallRecord {
     pub talk_ms: Option<u64>,
     /// From the answer to the human key, when it was pressed.
     pub human_key_ms: Option<u64>,
+    /// From the answer to the start of the human announcement, if it played.
+    pub announced_ms: Option<u64>,
+    /// How long the store took to answer the lookup (`None`: no answer in time).
+    pub lookup_ms: Option<u64>,
     /// Whether the store knew the caller.
     pub known: bool,
 }

@@ -389,6 +389,7 @@ impl Engine {
                 Lookup::Unknown
             },
             lookup_deadline: caller_e164.as_ref().map(|_| now + self.cfg.lookup_timeout),
+            lookup_done: None,
             wall_started: self.wall(now),
             answered_at: None,
             answered_wall: None,

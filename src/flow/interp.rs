@@ -197,6 +197,10 @@ pub struct Interp {
     path: Vec<String>,
     outcome: Option<Outcome>,
     human_pressed: Option<Instant>,
+    /// When the human announcement is due to start (prompts queued before it),
+    /// and when it did.
+    announce_due: Option<Instant>,
+    announced: Option<Instant>,
     actions: VecDeque<FlowAction>,
 }
 
@@ -231,6 +235,8 @@ impl Interp {
             path: vec![],
             outcome: None,
             human_pressed: None,
+            announce_due: None,
+            announced: None,
             actions: VecDeque::new(),
             flow,
         };
@@ -310,8 +316,40 @@ impl Interp {
         if prompts.is_empty() {
             return self.after(now, after);
         }
+        self.settle_announcement(now);
+        if self.announced.is_none() {
+            let h = &self.flow.doc.human.get_ref().announcement;
+            let key = FlowSet::prompt_key(&self.lang, h);
+            if let Some(i) = prompts.iter().position(|p| *p == key) {
+                let before: u64 = prompts[..i]
+                    .iter()
+                    .map(|p| self.set.duration_ms(p).unwrap_or(0))
+                    .sum();
+                self.announce_due = Some(now + Duration::from_millis(before));
+            }
+        }
         self.actions.push_back(FlowAction::Play(prompts));
         self.wait = Wait::Prompts { barge_in, after };
+    }
+
+    /// The prompts playing are replaced or stopped: an announcement due by now
+    /// was heard; one due later never will be.
+    fn settle_announcement(&mut self, now: Instant) {
+        if let Some(due) = self.announce_due.take() {
+            if due <= now {
+                self.announced.get_or_insert(due);
+            }
+        }
+    }
+
+    fn stop_playback(&mut self, now: Instant) {
+        self.settle_announcement(now);
+        self.actions.push_back(FlowAction::StopPlayback);
+    }
+
+    /// When the human announcement started (if it has by `now`).
+    pub fn announced(&self, now: Instant) -> Option<Instant> {
+        self.announced.or(self.announce_due.filter(|d| *d <= now))
     }
 
     fn after(&mut self, now: Instant, after: After) {
@@ -591,7 +629,7 @@ impl Interp {
     fn go_human(&mut self, now: Instant) {
         let h = self.flow.doc.human.get_ref().clone();
         if matches!(self.wait, Wait::Prompts { .. }) {
-            self.actions.push_back(FlowAction::StopPlayback);
+            self.stop_playback(now);
         }
         if self.wait == Wait::Recording {
             self.actions.push_back(FlowAction::StopRecording);
@@ -651,11 +689,11 @@ impl Interp {
         match self.wait.clone() {
             Wait::Prompts { barge_in, after } => {
                 if after == After::Input {
-                    self.actions.push_back(FlowAction::StopPlayback);
+                    self.stop_playback(now);
                     self.after(now, After::Input);
                     self.input_digit(now, d);
                 } else if barge_in {
-                    self.actions.push_back(FlowAction::StopPlayback);
+                    self.stop_playback(now);
                     self.typeahead.push_back(d);
                     self.wait = Wait::Nothing;
                     self.after(now, after);

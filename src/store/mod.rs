@@ -155,8 +155,8 @@ impl Store {
 
     pub async fn record_call(&self, r: &CallRecord) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO calls (call_id, started_ms, answered_ms, ended_ms, caller, dialled, flow, flow_version, path, outcome, ended_by, queue, agent, wait_ms, talk_ms, human_key_ms, known)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
+            "INSERT INTO calls (call_id, started_ms, answered_ms, ended_ms, caller, dialled, flow, flow_version, path, outcome, ended_by, queue, agent, wait_ms, talk_ms, human_key_ms, known, announced_ms, lookup_ms)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)
              ON CONFLICT (call_id) DO NOTHING",
         )
         .bind(&r.call_id)
@@ -176,6 +176,8 @@ impl Store {
         .bind(r.talk_ms.map(|v| v as i64))
         .bind(r.human_key_ms.map(|v| v as i64))
         .bind(i64::from(r.known))
+        .bind(r.announced_ms.map(|v| v as i64))
+        .bind(r.lookup_ms.map(|v| v as i64))
         .execute(&self.pool)
         .await?;
         Ok(())
