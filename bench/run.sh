@@ -9,7 +9,14 @@
 #                         retransmissions pass 1 %; references: SIPp against SIPp,
 #                         and SIPp through Kamailio (stateful proxy) to SIPp
 #   bench/run.sh soak     RSS over a 10-minute run with call churn
+#   bench/run.sh flows    the shipped flow under FLOW_CALLS (200) concurrent
+#                         callers, half of them known customers: customer
+#                         lookup latency (p50/p99) and time from answer to the
+#                         human announcement, with SQLite and with PostgreSQL
 #   bench/run.sh all      media + setup
+#
+# media, setup and soak run the read-back test flow (tests/flows) with a
+# fresh SQLite store, so each call also does a lookup and writes a record.
 #
 # Environment: CALLS="500 1000 2000" (media), MEASURE=20 (seconds per media
 # measurement), RATES="500 1000 ..." (setup), STEP=6 (seconds per rate step),
@@ -22,6 +29,9 @@ if [ -z "${VAXEL_BENCH_NS:-}" ]; then
   command -v sipp >/dev/null || { apt-get update -qq && apt-get install -y -qq sip-tester; }
   if [ "$what" = setup ] || [ "$what" = all ]; then
     command -v kamailio >/dev/null || apt-get install -y -qq kamailio
+  fi
+  if [ "$what" = flows ]; then
+    ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || apt-get install -y -qq postgresql
   fi
   cargo build --release --bins >/dev/null
   exec unshare -n env VAXEL_BENCH_NS=1 "$0" "$@"
@@ -44,7 +54,9 @@ val() { sed -n "s/^$1=//p" "$2" | head -1; }
 
 start_vaxel() { # logfile, extra args...
   local log=$1; shift
-  $V serve --sip-listen 127.0.0.1:5060 --rtp-ports 20000-59999 --max-calls 15000 ${VAXEL_ARGS:-} "$@" >"$log" 2>&1 &
+  local db=${DATA_URL:-sqlite://$out/vaxel-$RANDOM.db}
+  $V serve --sip-listen 127.0.0.1:5060 --rtp-ports 20000-59999 --max-calls 15000 \
+    --flows "${FLOWS:-tests/flows}" --data "$db" --data-dir "$out/data" ${VAXEL_ARGS:-} "$@" >"$log" 2>&1 &
   VP=$!
   for _ in $(seq 100); do grep -q "listening for SIP" "$log" && return 0; sleep 0.1; done
   echo "vaxel did not start: $(tail -3 "$log")"; exit 1
@@ -182,10 +194,70 @@ soak() {
   stop "$VP" "$sink"
 }
 
+# A throwaway PostgreSQL on loopback (as the postgres user when root).
+pg_start() { # dir port
+  local bin; bin=$(ls -d /usr/lib/postgresql/*/bin | sort | tail -1)
+  mkdir -p "$1"; chown postgres "$1" 2>/dev/null || true
+  local as=(); [ "$(id -u)" = 0 ] && as=(runuser -u postgres --)
+  "${as[@]}" "$bin/initdb" -D "$1/data" -A trust -U vaxel --no-sync >/dev/null
+  "${as[@]}" "$bin/pg_ctl" -D "$1/data" -o "-p $2 -k $1 -c listen_addresses=127.0.0.1 -c fsync=off" -l "$1/log" -w start >/dev/null
+  PG_STOP=("${as[@]}" "$bin/pg_ctl" -D "$1/data" -m fast -w stop)
+}
+
+pct() { # p (0-100): percentile of the numbers on stdin
+  sort -n | awk -v p="$1" '{a[NR]=$1} END {if (NR==0) {print "-"; exit} i=int((NR-1)*p/100+0.5)+1; print a[i]}'
+}
+
+flows_bench() {
+  local n=${FLOW_CALLS:-200}
+  echo
+  echo "== the shipped flow, $n concurrent callers (half known): lookup latency, time to the human announcement"
+  # The shipped flow with its hours always open (the bench runs at any hour).
+  mkdir -p "$out/flows"
+  sed -E 's/^(mon|tue|wed|thu|fri|sat|sun) = .*/\1 = "00:00-24:00"/; s/^holidays = .*/holidays = []/' \
+    flows/webbshop.toml >"$out/flows/webbshop.toml"
+  # Customers: every even call number of the bench's callers (+467<n>00000).
+  { echo "number,name,language,tier"
+    for i in $(seq 2 2 $(( n * 10 ))); do echo "+467${i}00000,Kund $i,sv,gold"; done; } >"$out/customers.csv"
+  printf '%-11s %-8s %-18s %-18s %-10s\n' store calls "lookup p50/p99 ms" "human-option p50/p99 s" "timeouts"
+  for store in sqlite postgres; do
+    local url
+    if [ "$store" = sqlite ]; then
+      url="sqlite://$out/flows-bench.db"
+    else
+      pg_start "$out/pg" 55432
+      url="postgres://vaxel@127.0.0.1:55432/postgres"
+    fi
+    $V customers import "$out/customers.csv" --data "$url" >/dev/null
+    FLOWS="$out/flows" DATA_URL="$url" start_vaxel "$out/vaxel-flows-$store.log" --rtp-timeout 3600
+    # Each caller stays 8 s (past the announcement); $n at once, $((n * 5)) in all.
+    sipp 127.0.0.1:5060 -sf bench/sipp/call.xml -i 127.0.0.1 -p 5070 -r $(( n / 8 )) -l "$n" -m $(( n * 5 )) -d 8000 \
+      -buff_size 4194304 -nostdin -timeout 300 >/dev/null 2>&1 || true
+    sleep 2
+    stop "$VP"
+    local q_lookup="SELECT lookup_ms FROM calls WHERE lookup_ms IS NOT NULL"
+    local q_ann="SELECT announced_ms FROM calls WHERE announced_ms IS NOT NULL"
+    local q_calls="SELECT COUNT(*) FROM calls"
+    local run
+    if [ "$store" = sqlite ]; then
+      run() { python3 -c 'import sqlite3,sys; [print(r[0]) for r in sqlite3.connect(sys.argv[1]).execute(sys.argv[2])]' "$out/flows-bench.db" "$1"; }
+    else
+      run() { psql "$url" -Atc "$1"; }
+    fi
+    local lk an
+    lk=$(run "$q_lookup" | pct 50)/$(run "$q_lookup" | pct 99)
+    an=$(run "$q_ann" | awk '{printf "%.3f\n", $1/1000}' | pct 50)/$(run "$q_ann" | awk '{printf "%.3f\n", $1/1000}' | pct 99)
+    printf '%-11s %-8s %-18s %-18s %-10s\n' "$store" "$(run "$q_calls")" "$lk" "$an" "$(grep -c 'did not answer in time' "$out/vaxel-flows-$store.log" || true)"
+    [ "$store" = postgres ] && "${PG_STOP[@]}" >/dev/null
+  done
+  echo "  (nominal: the announcement follows the 2.90 s welcome; a known repeat caller's 3.82 s one)"
+}
+
 case "$what" in
+  flows) flows_bench ;;
   media) media ;;
   setup) setup ;;
   soak) soak ;;
   all) media; setup ;;
-  *) echo "usage: $0 [media|setup|soak|all]"; exit 2 ;;
+  *) echo "usage: $0 [media|setup|soak|flows|all]"; exit 2 ;;
 esac

@@ -84,6 +84,9 @@ fn the_shipped_flows_pass_check_and_their_flow_tests() {
     assert!(out.contains(" passed, 0 failed"), "{out}");
     let (code, out) = vaxel(&["check", "tests/flows"]);
     assert_eq!(code, 0, "{out}");
+    let (code, out) = vaxel(&["test", "tests/flows"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("5 passed, 0 failed"), "{out}");
 }
 
 #[test]

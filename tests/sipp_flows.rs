@@ -435,3 +435,127 @@ fn a_hung_store_delays_the_flow_by_at_most_the_lookup_deadline() {
     assert!(at(&frames, "sv/welcome-shop").is_some(), "the call went on");
     assert!(vaxel.count("customer lookup failed") + vaxel.count("did not answer in time") >= 2);
 }
+
+/// A one-shot HTTP server: answers the first POST with `reply` (JSON) and
+/// hands back the request body.
+fn webhook_server(reply: &'static str) -> std::sync::mpsc::Receiver<String> {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:5099").unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let (mut conn, _) = listener.accept().unwrap();
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 4096];
+        let body = loop {
+            let n = conn.read(&mut chunk).unwrap();
+            buf.extend_from_slice(&chunk[..n]);
+            let text = String::from_utf8_lossy(&buf).to_string();
+            if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                let len: usize = head
+                    .lines()
+                    .find_map(|l| {
+                        let (k, v) = l.split_once(':')?;
+                        k.eq_ignore_ascii_case("content-length")
+                            .then(|| v.trim().parse().ok())?
+                    })
+                    .unwrap_or(0);
+                if body.len() >= len {
+                    break body.to_string();
+                }
+            }
+            if n == 0 {
+                break String::new();
+            }
+        };
+        let resp = format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{reply}",
+            reply.len()
+        );
+        conn.write_all(resp.as_bytes()).unwrap();
+        let _ = tx.send(body);
+    });
+    rx
+}
+
+#[test]
+fn a_webhook_reply_sets_variables_and_picks_the_next_step() {
+    if !isolate("a_webhook_reply_sets_variables_and_picks_the_next_step") {
+        return;
+    }
+    let data = temp_dir("hook");
+    let url = format!("sqlite://{}", data.join("vaxel.db").display());
+    let vaxel = Vaxel::start_with(&root().join("tests/flows"), &url, &data, &[]);
+    let mut peer = RtpPeer::bind(RTP);
+    let posted =
+        webhook_server(r#"{"vars": {"code": "42", "other": "ignored"}, "next": "say_code"}"#);
+    let sipp = call("flow_call_engine_bye.xml", "+46701234567", "300", 10000);
+    let frames = listen(&mut peer, &[], 5000);
+    finish(&mut peer, sipp, "flow_call_engine_bye.xml");
+    let body = posted
+        .recv_timeout(Duration::from_secs(2))
+        .expect("the webhook was called");
+    let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(json["caller"], "+46701234567");
+    assert_eq!(json["flow"], "hook");
+    assert_eq!(json["step"], "ask");
+    let four = at(&frames, "sv/digit-4").expect("the code read out");
+    let two = at(&frames, "sv/digit-2").expect("the code read out");
+    let bye = at(&frames, "sv/goodbye").expect("goodbye");
+    assert!(four < two && two < bye);
+    let r = records(&url, 1);
+    assert_eq!(r[0].3, "welcome > ask > say_code > book > goodbye");
+    assert_eq!(r[0].4, "callback");
+    // No server: the fallback (a silent hang-up) comes at once.
+    let sipp = call("flow_call_engine_bye.xml", "+46701234567", "300", 5000);
+    let t = Instant::now();
+    let frames = listen(&mut peer, &[], 1500);
+    finish(&mut peer, sipp, "flow_call_engine_bye.xml");
+    assert!(t.elapsed() < Duration::from_secs(4), "{:?}", t.elapsed());
+    assert!(at(&frames, "sv/digit-4").is_none());
+    assert!(vaxel.count("webhook failed") >= 1, "{}", vaxel.log());
+}
+
+#[test]
+fn a_voicemail_is_recorded_to_a_wav_file_with_a_record() {
+    if !isolate("a_voicemail_is_recorded_to_a_wav_file_with_a_record") {
+        return;
+    }
+    let data = temp_dir("voicemail");
+    let url = format!("sqlite://{}", data.join("vaxel.db").display());
+    let _vaxel = Vaxel::start_with(&root().join("tests/flows"), &url, &data, &[]);
+    let mut peer = RtpPeer::bind(RTP);
+    let sipp = call("flow_call_engine_bye.xml", "+46701234567", "301", 10000);
+    peer.packets.clear();
+    peer.wait_first(Duration::from_secs(5));
+    // After "noll" and the beep (about 1 s), speak for 2 s: a 440 Hz tone.
+    peer.record(Duration::from_millis(1300));
+    let tone: Vec<i16> = (0..16000)
+        .map(|i| (6000.0 * (2.0 * std::f32::consts::PI * 440.0 * i as f32 / 8000.0).sin()) as i16)
+        .collect();
+    peer.send_audio(&tone, 0, 100, 8000);
+    peer.send_rfc4733('#', 101, 30000, 300);
+    peer.record(Duration::from_millis(1500));
+    let frames = peer.payloads();
+    finish(&mut peer, sipp, "flow_call_engine_bye.xml");
+    assert!(at(&frames, "sv/goodbye").is_some(), "goodbye after #");
+    let r = records(&url, 1);
+    assert_eq!(r[0].4, "voicemail");
+    // The file: under data/voicemail/DATE/, about 2 s, and it is the tone.
+    let day_dirs: Vec<_> = std::fs::read_dir(data.join("voicemail")).unwrap().collect();
+    assert_eq!(day_dirs.len(), 1);
+    let files: Vec<_> = std::fs::read_dir(day_dirs[0].as_ref().unwrap().path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(files.len(), 1);
+    let pcm = vaxel::media::prompt::decode_file(&files[0]).unwrap();
+    let secs = pcm.len() as f64 / 8000.0;
+    assert!((1.7..2.6).contains(&secs), "recorded {secs:.2} s");
+    let loud: Vec<i16> = pcm.iter().copied().filter(|s| s.abs() > 500).collect();
+    assert!(loud.len() as f64 > pcm.len() as f64 * 0.5, "mostly sound");
+    let crossings = pcm.windows(2).filter(|w| (w[0] < 0) != (w[1] < 0)).count() as f64 / secs;
+    assert!(
+        (800.0..960.0).contains(&crossings),
+        "{crossings:.0} zero crossings/s: not 440 Hz"
+    );
+}

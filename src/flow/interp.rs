@@ -584,6 +584,7 @@ impl Interp {
                     sets,
                     next,
                     fallback,
+                    choices,
                     ..
                 }) = self.step_def()
                 else {
@@ -598,7 +599,7 @@ impl Interp {
                         }
                         let chosen = r
                             .next
-                            .filter(|n| self.flow.doc.steps.contains_key(n))
+                            .filter(|n| choices.contains(n))
                             .or(next)
                             .unwrap_or_default();
                         self.enter(now, &chosen);

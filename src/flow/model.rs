@@ -203,6 +203,9 @@ pub enum Step {
         /// Variables the reply may set (declared so later steps can use them).
         #[serde(default)]
         sets: Vec<String>,
+        /// Steps the reply's `next` may pick (any other is ignored).
+        #[serde(default)]
+        choices: Vec<StepId>,
         next: Option<StepId>,
         /// Taken on timeout, error or a reply that cannot be read.
         fallback: Option<StepId>,
@@ -394,8 +397,15 @@ impl Step {
                 v.push(("else", otherwise.as_ref()));
                 v
             }
-            Step::Webhook { next, fallback, .. } => {
-                vec![("next", next.as_ref()), ("fallback", fallback.as_ref())]
+            Step::Webhook {
+                next,
+                fallback,
+                choices,
+                ..
+            } => {
+                let mut v = vec![("next", next.as_ref()), ("fallback", fallback.as_ref())];
+                v.extend(choices.iter().map(|c| ("choices", Some(c))));
+                v
             }
             Step::Transfer { fallback, .. } => vec![("fallback", fallback.as_ref())],
             Step::Queue { .. } | Step::Hangup { .. } | Step::GotoFlow { .. } => vec![],
