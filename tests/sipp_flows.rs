@@ -559,3 +559,57 @@ fn a_voicemail_is_recorded_to_a_wav_file_with_a_record() {
         "{crossings:.0} zero crossings/s: not 440 Hz"
     );
 }
+
+#[test]
+fn a_transfer_goes_only_to_the_configured_destination_and_falls_back_when_refused() {
+    if !isolate("a_transfer_goes_only_to_the_configured_destination_and_falls_back_when_refused") {
+        return;
+    }
+    let data = temp_dir("transfer");
+    let url = format!("sqlite://{}", data.join("vaxel.db").display());
+    let cfg = data.join("vaxel.toml");
+    std::fs::write(
+        &cfg,
+        "[destinations]\nsupport = \"sip:support@192.0.2.7:5060\"\n",
+    )
+    .unwrap();
+    let vaxel = Vaxel::start_with(
+        &root().join("tests/flows"),
+        &url,
+        &data,
+        &["--config", cfg.to_str().unwrap()],
+    );
+    let mut peer = RtpPeer::bind(RTP);
+    let trunk = |scenario: &str, status: &str| {
+        sipp(
+            scenario,
+            &[
+                ("rtp_port", "40000"),
+                ("pts", "0 101"),
+                ("from", "+46701234567"),
+                ("to", "302"),
+                ("talk_ms", "8000"),
+                ("refer_to", "sip:support@192.0.2.7:5060"),
+                ("refer_status", status),
+                ("notify_status", "200 OK"),
+            ],
+            &[],
+        )
+    };
+    // Accepted: REFER names the configured URI (SIPp checks), NOTIFY 200, engine BYE.
+    let sipp = trunk("transfer_ok.xml", "202");
+    let _ = listen(&mut peer, &[], 1500);
+    finish(&mut peer, sipp, "transfer_ok.xml");
+    // Refused: the flow's fallback says goodbye and hangs up.
+    let sipp = trunk("transfer_refused.xml", "403");
+    let frames = listen(&mut peer, &[], 3000);
+    finish(&mut peer, sipp, "transfer_refused.xml");
+    assert!(at(&frames, "sv/goodbye").is_some(), "the fallback ran");
+    let r = records(&url, 2);
+    assert_eq!(r[1].3, "welcome > transfer");
+    assert_eq!(r[1].4, "transfer");
+    assert_eq!(r[0].3, "welcome > transfer > goodbye");
+    assert_eq!(r[0].4, "hangup");
+    assert_eq!(vaxel.count("transfer completed"), 1, "{}", vaxel.log());
+    assert_eq!(vaxel.count("REFER refused with 403"), 1, "{}", vaxel.log());
+}

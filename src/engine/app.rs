@@ -8,6 +8,7 @@ use super::call::{Call, CallRef};
 use super::record::{CallRecord, StoreRequest};
 use super::{Engine, Output};
 use crate::flow::interp::{Customer, FlowAction, FlowEvent, Interp, Lookup, WebhookReply};
+use crate::sip::message::{HeaderName, Request};
 use std::time::Instant;
 
 impl Engine {
@@ -291,15 +292,74 @@ impl Engine {
             .push_back(Output::Store(StoreRequest::RecordCall(Box::new(record))));
     }
 
-    /// Transfers need an outgoing leg (REFER or a bridged INVITE), which
-    /// comes with the ACD's bridging; until then the flow's fallback runs.
+    /// Blind transfer (RFC 3515): a REFER asks the caller's side (the trunk)
+    /// to call the destination. Only configured destinations are ever named.
     fn start_transfer(&mut self, now: Instant, id: CallRef, destination: &str) {
-        if let Some(call) = self.calls.get_mut(&id) {
-            call.span.in_scope(|| {
-                tracing::warn!(%destination, "transfer is not available in this version; taking the fallback")
-            });
+        let Some(uri) = self.cfg.destinations.get(destination).cloned() else {
+            return self.transfer_failed(now, id, "destination not configured");
+        };
+        let Some(mut call) = self.calls.remove(&id) else {
+            return;
+        };
+        call.span
+            .in_scope(|| tracing::info!(%destination, "transferring (REFER)"));
+        call.transfer = Some(destination.to_string());
+        let referred_by = format!("<sip:vaxel@{}>", call.local_ip);
+        let contact = super::uas::contact_of(&call);
+        self.send_in_dialog(
+            now,
+            &mut call,
+            crate::sip::message::Method::Refer,
+            vec![
+                (HeaderName::parse("Refer-To"), format!("<{uri}>")),
+                (HeaderName::parse("Referred-By"), referred_by),
+                (HeaderName::Contact, contact),
+            ],
+            Some(id),
+        );
+        self.calls.insert(id, call);
+    }
+
+    /// The transfer did not happen: the flow takes its fallback.
+    pub(super) fn transfer_failed(&mut self, now: Instant, id: CallRef, why: &str) {
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        if call.transfer.take().is_none() {
+            return;
         }
+        call.span
+            .in_scope(|| tracing::warn!(reason = why, "transfer failed; taking the fallback"));
         self.app_event(now, id, FlowEvent::TransferFailed);
+        self.schedule_call(id);
+    }
+
+    /// A NOTIFY about our REFER (RFC 3515 §2.4.5): its `message/sipfrag` body
+    /// carries the new call's status. Success ends our part of the call.
+    pub(super) fn on_refer_notify(&mut self, now: Instant, id: CallRef, req: &Request) {
+        let Some(call) = self.calls.get(&id) else {
+            return;
+        };
+        if call.transfer.is_none() {
+            return;
+        }
+        let body = String::from_utf8_lossy(&req.body);
+        let status: Option<u16> = body
+            .lines()
+            .next()
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|s| s.parse().ok());
+        match status {
+            Some(s) if (200..300).contains(&s) => {
+                call.span
+                    .in_scope(|| tracing::info!(status = s, "transfer completed"));
+                self.end_call(now, id, true, "transferred");
+            }
+            Some(s) if s >= 300 => {
+                self.transfer_failed(now, id, &format!("the destination answered {s}"))
+            }
+            _ => {}
+        }
     }
 }
 

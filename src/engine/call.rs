@@ -85,6 +85,8 @@ pub struct Call {
     pub answered_at: Option<Instant>,
     pub answered_wall: Option<jiff::Timestamp>,
     pub queued_at: Option<Instant>,
+    /// The transfer destination of a REFER in progress.
+    pub transfer: Option<String>,
     /// The caller's number in E.164, when it is a phone number.
     pub caller_e164: Option<String>,
     pub answer_at: Option<Instant>,

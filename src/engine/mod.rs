@@ -58,6 +58,8 @@ pub struct EngineConfig {
     pub country_code: String,
     /// Hold music per queue (prompt cache keys); `music/hold` otherwise.
     pub queue_music: HashMap<String, String>,
+    /// Transfer destinations by name: the only URIs a REFER may name.
+    pub destinations: HashMap<String, String>,
     /// Show callers' numbers in logs (redacted by default).
     pub show_numbers: bool,
     /// Seeds tags, branches and SSRCs (distinct per shard and per start).
@@ -75,6 +77,7 @@ impl Default for EngineConfig {
             lookup_timeout: Duration::from_millis(300),
             country_code: "46".into(),
             queue_music: HashMap::new(),
+            destinations: HashMap::new(),
             show_numbers: false,
             seed: 1,
         }
@@ -209,6 +212,8 @@ struct ClientTx {
     tx: ClientNonInvite,
     transport: Transport,
     dest: SocketAddr,
+    /// A REFER sent for this call's transfer: its outcome goes to the flow.
+    refer_for: Option<CallRef>,
 }
 
 pub struct Engine {
@@ -484,7 +489,14 @@ impl Engine {
                 self.send_sip(t, d, b);
                 self.schedule(next, TimerRef::Client(key));
             }
-            Some(Action::TimedOut(_)) | Some(Action::Terminated) => {
+            Some(Action::TimedOut(_)) => {
+                let refer = ctx.refer_for;
+                self.client_tx.remove(&key);
+                if let Some(id) = refer {
+                    self.transfer_failed(now, id, "no answer to REFER");
+                }
+            }
+            Some(Action::Terminated) => {
                 self.client_tx.remove(&key);
             }
             None => {

@@ -18,7 +18,7 @@ use crate::sip::{
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Instant;
 
-const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO";
+const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, NOTIFY";
 const ACCEPT: &str = "application/sdp, application/dtmf-relay, application/dtmf";
 /// A status to refuse a request with, and headers to add to the answer.
 type Refusal = (u16, Vec<(HeaderName, String)>);
@@ -136,7 +136,7 @@ impl Engine {
             (Method::Invite, Some(tag)) => {
                 self.on_reinvite(now, transport, source, dest, key, req, &tag)
             }
-            (Method::Bye, _) | (Method::Info, _) => {
+            (Method::Bye, _) | (Method::Info, _) | (Method::Notify, _) => {
                 self.on_in_dialog(now, transport, source, dest, key, req)
             }
             (Method::Options, _) => {
@@ -390,6 +390,7 @@ impl Engine {
             },
             lookup_deadline: caller_e164.as_ref().map(|_| now + self.cfg.lookup_timeout),
             lookup_done: None,
+            transfer: None,
             wall_started: self.wall(now),
             answered_at: None,
             answered_wall: None,
@@ -846,6 +847,11 @@ impl Engine {
                 }
                 self.end_call(now, id, false, "caller hung up");
             }
+            Method::Notify => {
+                let r = make_response(&req, 200, Some(&tag), source);
+                self.reply_non_invite(now, transport, dest, key, r);
+                self.on_refer_notify(now, id, &req);
+            }
             _ => {
                 // INFO: DTMF relay (application/dtmf-relay or application/dtmf).
                 let ct = req.headers.get(&HeaderName::ContentType).unwrap_or("");
@@ -893,8 +899,23 @@ impl Engine {
             return;
         };
         ctx.tx.on_response(now, resp.status);
+        let refer = ctx.refer_for.filter(|_| resp.status >= 200);
         let next = ctx.tx.poll_timeout();
         self.schedule(next, TimerRef::Client(key));
+        if let Some(id) = refer {
+            if resp.status < 300 {
+                if let Some(call) = self.calls.get(&id) {
+                    call.span.in_scope(|| {
+                        tracing::info!(
+                            status = resp.status,
+                            "transfer accepted by the caller's side"
+                        )
+                    });
+                }
+            } else {
+                self.transfer_failed(now, id, &format!("REFER refused with {}", resp.status));
+            }
+        }
     }
 
     /// Ends a call: BYE to the caller if asked, media closed, state dropped.
@@ -932,6 +953,19 @@ impl Engine {
     }
 
     fn send_bye(&mut self, now: Instant, call: &mut Call) {
+        self.send_in_dialog(now, call, Method::Bye, vec![], None);
+    }
+
+    /// Sends a request inside the call's dialog (§12.2.1.1) over the flow the
+    /// INVITE came from, in a client non-INVITE transaction.
+    pub(super) fn send_in_dialog(
+        &mut self,
+        now: Instant,
+        call: &mut Call,
+        method: Method,
+        extra: Vec<(HeaderName, String)>,
+        refer_for: Option<CallRef>,
+    ) {
         let d = &mut call.dialog;
         d.local_cseq += 1;
         let branch = format!("{}{}", crate::sip::MAGIC_COOKIE, self.token());
@@ -951,9 +985,16 @@ impl Engine {
         headers.push(HeaderName::From, d.local_uri_header.clone());
         headers.push(HeaderName::To, d.remote_uri_header.clone());
         headers.push(HeaderName::CallId, d.call_id.clone());
-        headers.push(HeaderName::CSeq, format!("{} BYE", d.local_cseq));
+        headers.push(
+            HeaderName::CSeq,
+            format!("{} {}", d.local_cseq, method.as_str()),
+        );
+        for (n, v) in extra {
+            headers.push(n, v);
+        }
+        let name = method.as_str().to_string();
         let req = Request {
-            method: Method::Bye,
+            method,
             uri: d.remote_target.clone(),
             headers,
             body: Vec::new(),
@@ -961,7 +1002,7 @@ impl Engine {
         let bytes = req.to_bytes();
         let (transport, dest) = (d.transport, d.peer);
         let tx = ClientNonInvite::new(now, self.cfg.timers, transport.is_reliable(), bytes.clone());
-        let key = TransactionKey::client(&branch, "BYE");
+        let key = TransactionKey::client(&branch, &name);
         let next = tx.poll_timeout();
         self.client_tx.insert(
             key.clone(),
@@ -969,6 +1010,7 @@ impl Engine {
                 tx,
                 transport,
                 dest,
+                refer_for,
             },
         );
         self.schedule(next, TimerRef::Client(key));
@@ -1045,6 +1087,10 @@ fn host_port(ip: IpAddr, port: u16) -> String {
         IpAddr::V6(v6) => format!("[{v6}]:{port}"),
         IpAddr::V4(v4) => format!("{v4}:{port}"),
     }
+}
+
+pub(super) fn contact_of(call: &Call) -> String {
+    contact(call)
 }
 
 fn contact(call: &Call) -> String {

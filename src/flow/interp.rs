@@ -379,6 +379,9 @@ impl Interp {
                 self.wait = Wait::Queue { human };
             }
             After::Transfer(destination) => {
+                self.outcome = Some(Outcome::Transferred {
+                    destination: destination.clone(),
+                });
                 self.actions.push_back(FlowAction::Transfer { destination });
                 self.wait = Wait::Transfer;
             }
@@ -609,6 +612,7 @@ impl Interp {
             }
             FlowEvent::TransferFailed => {
                 if self.wait == Wait::Transfer {
+                    self.outcome = None;
                     let fallback = match self.step_def() {
                         Some(Step::Transfer { fallback, .. }) => fallback,
                         _ => None,

@@ -169,6 +169,11 @@ pub fn serve(cfg: Config) -> Result<(), RuntimeError> {
             lookup_timeout: Duration::from_millis(cfg.data.lookup_timeout_ms),
             country_code: cfg.data.country_code.clone(),
             queue_music: queue_music.clone(),
+            destinations: cfg
+                .destinations
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
             show_numbers: cfg.log.show_numbers,
             seed: seed.wrapping_add(i as u64 * 0x1000_0000_0001),
         };
