@@ -114,7 +114,7 @@ fn pcmu_call_hears_the_welcome_and_an_rfc4733_digit_barges_in() {
         "the digit cut the welcome short"
     );
     assert_eq!(
-        vaxel.count("call ended reason=\"caller hung up\""),
+        vaxel.wait_count("call ended reason=\"caller hung up\"", 1),
         1,
         "{}",
         vaxel.log()
@@ -221,7 +221,12 @@ fn cancel_before_answer() {
     wait_sipp(sipp, "cancel.xml");
     peer.record(Duration::from_millis(3500));
     assert!(peer.packets.is_empty(), "a cancelled call sends no media");
-    assert_eq!(vaxel.count("cancelled before answer"), 1, "{}", vaxel.log());
+    assert_eq!(
+        vaxel.wait_count("cancelled before answer", 1),
+        1,
+        "{}",
+        vaxel.log()
+    );
 }
 
 #[test]
@@ -254,7 +259,12 @@ fn hash_makes_the_engine_say_goodbye_and_send_bye() {
         frames.len() <= en + prompts.get("en/goodbye").unwrap().frames() + 3,
         "media went on after the goodbye"
     );
-    assert_eq!(vaxel.count("hung up by the flow"), 1, "{}", vaxel.log());
+    assert_eq!(
+        vaxel.wait_count("hung up by the flow", 1),
+        1,
+        "{}",
+        vaxel.log()
+    );
 }
 
 #[test]
@@ -272,7 +282,12 @@ fn a_caller_that_sends_no_rtp_is_hung_up() {
         took >= Duration::from_millis(1900) && took < Duration::from_secs(5),
         "hung up after {took:?}"
     );
-    assert_eq!(vaxel.count("no RTP from caller"), 1, "{}", vaxel.log());
+    assert_eq!(
+        vaxel.wait_count("no RTP from caller", 1),
+        1,
+        "{}",
+        vaxel.log()
+    );
 }
 
 #[test]
@@ -294,8 +309,8 @@ fn a_retransmitted_invite_makes_no_second_call() {
     let sources: std::collections::HashSet<_> =
         peer.packets.iter().map(|p| (p.from, p.ssrc)).collect();
     assert_eq!(sources.len(), 1, "one RTP stream, one call");
-    assert_eq!(vaxel.count("incoming call"), 1, "{}", vaxel.log());
-    assert_eq!(vaxel.count(": answered"), 1, "{}", vaxel.log());
+    assert_eq!(vaxel.wait_count("incoming call", 1), 1, "{}", vaxel.log());
+    assert_eq!(vaxel.wait_count(": answered", 1), 1, "{}", vaxel.log());
 }
 
 #[test]
@@ -483,5 +498,5 @@ fn past_the_call_limit_new_calls_get_503_and_the_call_in_progress_is_undisturbed
     peer.record(Duration::from_millis(1500));
     wait_sipp(call, "call.xml at the limit");
     check_stream(&peer, 0);
-    assert_eq!(vaxel.count("answered"), 1, "{}", vaxel.log());
+    assert_eq!(vaxel.wait_count("answered", 1), 1, "{}", vaxel.log());
 }

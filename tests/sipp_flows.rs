@@ -162,7 +162,7 @@ fn zero_in_the_first_second_of_the_welcome_goes_straight_to_a_person() {
     assert_eq!(r[0].1, "webbshop");
     assert_eq!(r[0].3, "greet > greet_new > human");
     assert_eq!(r[0].4, "abandoned", "hung up while waiting for a person");
-    assert!(vaxel.count("queued") >= 1, "{}", vaxel.log());
+    assert!(vaxel.wait_count("queued", 1) >= 1, "{}", vaxel.log());
 }
 
 #[test]
@@ -420,7 +420,12 @@ fn a_hung_store_delays_the_flow_by_at_most_the_lookup_deadline() {
         (13..=25).contains(&welcome),
         "the welcome started at frame {welcome}"
     );
-    assert_eq!(vaxel.count("did not answer in time"), 1, "{}", vaxel.log());
+    assert_eq!(
+        vaxel.wait_count("did not answer in time", 1),
+        1,
+        "{}",
+        vaxel.log()
+    );
     // The database comes back: the call record is written after all.
     pg.signal_all("-CONT");
     let r = records(&pg.url, 1);
@@ -433,7 +438,9 @@ fn a_hung_store_delays_the_flow_by_at_most_the_lookup_deadline() {
     let frames = listen(&mut peer, &[], 2500);
     finish(&mut peer, sipp, "flow_call.xml");
     assert!(at(&frames, "sv/welcome-shop").is_some(), "the call went on");
-    assert!(vaxel.count("customer lookup failed") + vaxel.count("did not answer in time") >= 2);
+    assert!(
+        vaxel.wait_count("customer lookup failed", 1) + vaxel.count("did not answer in time") >= 2
+    );
 }
 
 /// A one-shot HTTP server: answers the first POST with `reply` (JSON) and
@@ -512,7 +519,11 @@ fn a_webhook_reply_sets_variables_and_picks_the_next_step() {
     finish(&mut peer, sipp, "flow_call_engine_bye.xml");
     assert!(t.elapsed() < Duration::from_secs(4), "{:?}", t.elapsed());
     assert!(at(&frames, "sv/digit-4").is_none());
-    assert!(vaxel.count("webhook failed") >= 1, "{}", vaxel.log());
+    assert!(
+        vaxel.wait_count("webhook failed", 1) >= 1,
+        "{}",
+        vaxel.log()
+    );
 }
 
 #[test]
@@ -610,6 +621,16 @@ fn a_transfer_goes_only_to_the_configured_destination_and_falls_back_when_refuse
     assert_eq!(r[1].4, "transfer");
     assert_eq!(r[0].3, "welcome > transfer > goodbye");
     assert_eq!(r[0].4, "hangup");
-    assert_eq!(vaxel.count("transfer completed"), 1, "{}", vaxel.log());
-    assert_eq!(vaxel.count("REFER refused with 403"), 1, "{}", vaxel.log());
+    assert_eq!(
+        vaxel.wait_count("transfer completed", 1),
+        1,
+        "{}",
+        vaxel.log()
+    );
+    assert_eq!(
+        vaxel.wait_count("REFER refused with 403", 1),
+        1,
+        "{}",
+        vaxel.log()
+    );
 }

@@ -92,13 +92,17 @@ pub fn serve(cfg: Config) -> Result<(), RuntimeError> {
         tracing::info!(flow = %f.name, version = %f.version, "flow loaded");
     }
     let (flows_tx, flows_rx) = tokio::sync::watch::channel(flows.clone());
-    let _reloader =
-        reload::start(flows_dir.clone(), known, flows.clone(), flows_tx).map_err(|source| {
-            RuntimeError::Watch {
-                dir: flows_dir.display().to_string(),
-                source,
-            }
-        })?;
+    let _reloader = reload::start(
+        flows_dir.clone(),
+        audio.clone(),
+        known,
+        flows.clone(),
+        flows_tx,
+    )
+    .map_err(|source| RuntimeError::Watch {
+        dir: flows_dir.display().to_string(),
+        source,
+    })?;
     let (store, store_thread) = crate::store::worker::spawn(crate::store::StoreSettings {
         url: cfg.data.url.clone(),
         data_dir: cfg.data.dir.clone(),

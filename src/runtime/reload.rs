@@ -4,7 +4,9 @@
 //! and validated. A valid set becomes the version new calls start on; an
 //! invalid one is refused with the same `file:line: reason` lines as
 //! `vaxel check`, and the running version stays. Calls in progress keep the
-//! version they started with (they hold its `Arc`).
+//! version they started with (they hold its `Arc`). An edit that names a
+//! prompt not yet loaded makes the audio folder be read again first, so new
+//! audio files need no restart.
 
 use crate::flow::load::load_dir;
 use crate::flow::validate::Known;
@@ -25,6 +27,7 @@ pub struct Reloader {
 
 pub fn start(
     dir: PathBuf,
+    audio: PathBuf,
     known: Known,
     current: Arc<FlowSet>,
     tx: watch::Sender<Arc<FlowSet>>,
@@ -46,7 +49,17 @@ pub fn start(
                 // Let the burst (write, rename, chmod…) finish.
                 std::thread::sleep(SETTLE);
                 while ev_rx.try_recv().is_ok() {}
-                let (set, problems) = load_dir(&dir, running.prompts.clone(), &known);
+                let (mut set, mut problems) = load_dir(&dir, running.prompts.clone(), &known);
+                // A new prompt named by the edit: read the audio folder again.
+                if set.is_none() && problems.iter().any(|p| p.message.contains("unknown prompt")) {
+                    match crate::media::prompt::PromptCache::load_dir(&audio) {
+                        Ok(prompts) => {
+                            tracing::info!(count = prompts.len(), "audio folder read again for new prompts");
+                            (set, problems) = load_dir(&dir, prompts, &known);
+                        }
+                        Err(e) => tracing::error!(error = %e, "audio folder cannot be read"),
+                    }
+                }
                 match set {
                     Some(set) if set.id == running.id => {}
                     Some(set) => {

@@ -154,6 +154,18 @@ impl Vaxel {
         self.log.lock().unwrap().join("\n")
     }
 
+    /// Log lines are written by a background thread: waits up to 3 s for at
+    /// least `n` lines with `needle`, then counts them (a few ms more, so
+    /// that a duplicate would show).
+    pub fn wait_count(&self, needle: &str, n: usize) -> usize {
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while self.count(needle) < n && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+        self.count(needle)
+    }
+
     pub fn count(&self, needle: &str) -> usize {
         self.log
             .lock()
