@@ -198,20 +198,10 @@ fn pjsua_a_known_caller_is_greeted_then_a_repeat_caller_welcomed_back() {
     // The shipped flows; pjsua calls as +46700000001, imported as a customer.
     let data = temp_dir("pjsua-known");
     let url = format!("sqlite://{}", data.join("vaxel.db").display());
-    let csv = data.join("customers.csv");
-    std::fs::write(
-        &csv,
+    import_customers(
+        &url,
+        &data,
         "number,name,language,tier\n0700000001,Per,sv,silver\n",
-    )
-    .unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_vaxel"))
-        .args(["customers", "import", csv.to_str().unwrap(), "--data", &url])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
     );
     let vaxel = Vaxel::start_with(&root().join("flows"), &url, &data, &[]);
     // Known, first call: "hej igen, välkommen tillbaka", then 0 reaches a person.

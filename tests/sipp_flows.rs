@@ -207,26 +207,10 @@ fn a_known_repeat_caller_imported_from_csv_is_greeted_and_never_asked() {
         return;
     }
     let s = setup("known");
-    let csv = s.data.join("customers.csv");
-    std::fs::write(
-        &csv,
+    import_customers(
+        &s.url,
+        &s.data,
         "number,name,language,tier\n070-111 22 33,Anna Svensson,sv,gold\n",
-    )
-    .unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_vaxel"))
-        .args([
-            "customers",
-            "import",
-            csv.to_str().unwrap(),
-            "--data",
-            &s.url,
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
     );
     let _vaxel = start(&s);
     let mut peer = RtpPeer::bind(RTP);

@@ -22,6 +22,7 @@
 
 mod app;
 pub mod call;
+mod dialog;
 pub mod record;
 mod uas;
 

@@ -11,6 +11,7 @@ pub mod hours;
 pub mod interp;
 pub mod load;
 pub mod model;
+pub mod say;
 pub mod simulate;
 pub mod validate;
 

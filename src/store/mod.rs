@@ -276,35 +276,47 @@ impl Store {
 
     /// Removes everything about one number; returns the rows removed.
     pub async fn erase(&self, number: &str) -> Result<u64, StoreError> {
-        let files: Vec<String> = sqlx::query("SELECT file FROM voicemails WHERE caller = $1")
-            .bind(number)
-            .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .filter_map(|r| r.try_get("file").ok())
-            .collect();
-        self.remove_files(&files).await;
-        let mut n = 0;
-        for sql in [
-            "DELETE FROM customers WHERE number = $1",
-            "DELETE FROM calls WHERE caller = $1",
-            "DELETE FROM callbacks WHERE number = $1",
-            "DELETE FROM voicemails WHERE caller = $1",
-        ] {
-            n += sqlx::query(sql)
-                .bind(number)
-                .execute(&self.pool)
-                .await?
-                .rows_affected();
-        }
-        Ok(n)
+        self.remove_where(
+            "SELECT file FROM voicemails WHERE caller = $1",
+            &[
+                "DELETE FROM customers WHERE number = $1",
+                "DELETE FROM calls WHERE caller = $1",
+                "DELETE FROM callbacks WHERE number = $1",
+                "DELETE FROM voicemails WHERE caller = $1",
+            ],
+            number.to_string(),
+        )
+        .await
     }
 
     /// Removes history older than the retention period; returns the rows removed.
     pub async fn purge(&self, now: jiff::Timestamp) -> Result<u64, StoreError> {
         let cutoff = ms(now) - i64::from(self.settings.retention_days) * 86_400_000;
-        let files: Vec<String> = sqlx::query("SELECT file FROM voicemails WHERE recorded_ms < $1")
-            .bind(cutoff)
+        self.remove_where(
+            "SELECT file FROM voicemails WHERE recorded_ms < $1",
+            &[
+                "DELETE FROM calls WHERE started_ms < $1",
+                "DELETE FROM callbacks WHERE requested_ms < $1",
+                "DELETE FROM voicemails WHERE recorded_ms < $1",
+            ],
+            cutoff,
+        )
+        .await
+    }
+
+    /// Deletes the voicemail files `files_sql` selects, then runs each delete,
+    /// all with the one parameter `key`.
+    async fn remove_where<T>(
+        &self,
+        files_sql: &'static str,
+        deletes: &[&'static str],
+        key: T,
+    ) -> Result<u64, StoreError>
+    where
+        T: for<'q> sqlx::Encode<'q, sqlx::Any> + sqlx::Type<sqlx::Any> + Clone + Send + 'static,
+    {
+        let files: Vec<String> = sqlx::query(files_sql)
+            .bind(key.clone())
             .fetch_all(&self.pool)
             .await?
             .iter()
@@ -312,13 +324,9 @@ impl Store {
             .collect();
         self.remove_files(&files).await;
         let mut n = 0;
-        for sql in [
-            "DELETE FROM calls WHERE started_ms < $1",
-            "DELETE FROM callbacks WHERE requested_ms < $1",
-            "DELETE FROM voicemails WHERE recorded_ms < $1",
-        ] {
-            n += sqlx::query(sql)
-                .bind(cutoff)
+        for sql in deletes {
+            n += sqlx::query(*sql)
+                .bind(key.clone())
                 .execute(&self.pool)
                 .await?
                 .rows_affected();

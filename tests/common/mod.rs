@@ -93,6 +93,21 @@ pub fn temp_dir(name: &str) -> PathBuf {
     d
 }
 
+/// Imports customers (CSV text) into the store at `url` with `vaxel customers import`.
+pub fn import_customers(url: &str, dir: &Path, csv: &str) {
+    let file = dir.join("customers.csv");
+    std::fs::write(&file, csv).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_vaxel"))
+        .args(["customers", "import", file.to_str().unwrap(), "--data", url])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 impl Vaxel {
     /// The engine on the read-back test flow (tests/flows) with a fresh SQLite store.
     pub fn start(extra: &[&str]) -> Vaxel {

@@ -1,0 +1,278 @@
+//! Inside a call's dialog (RFC 3261 §12, §15): requests from the caller's
+//! side (BYE, INFO digits, NOTIFY about a transfer), responses to the
+//! engine's own requests, the requests the engine sends (BYE, REFER), the
+//! call's timers and its end.
+
+use super::call::{Call, CallRef};
+use super::uas::{host_port, ACCEPT};
+use super::{ClientTx, Engine, Output, TimerRef};
+use crate::flow::interp::FlowEvent;
+use crate::media::session::{MediaEvent, MediaTransport};
+use crate::sip::message::{HeaderName, Method, Request, Response};
+use crate::sip::transaction::ClientNonInvite;
+use crate::sip::{make_response, TransactionKey, Transport};
+use std::net::SocketAddr;
+use std::time::Instant;
+
+impl Engine {
+    pub(super) fn on_in_dialog(
+        &mut self,
+        now: Instant,
+        transport: Transport,
+        source: SocketAddr,
+        dest: SocketAddr,
+        key: TransactionKey,
+        req: Request,
+    ) {
+        let Some(id) = self.find_dialog(&req) else {
+            let r = make_response(&req, 481, Some(&self.token()), source);
+            return self.reply_non_invite(now, transport, dest, key, r);
+        };
+        let tag = self
+            .calls
+            .get(&id)
+            .map(|c| c.dialog.local_tag.clone())
+            .unwrap_or_default();
+        match req.method {
+            Method::Bye => {
+                let r = make_response(&req, 200, Some(&tag), source);
+                self.reply_non_invite(now, transport, dest, key, r);
+                if let Some(c) = self.calls.get(&id) {
+                    c.span.in_scope(|| tracing::info!("caller hung up"));
+                }
+                self.end_call(now, id, false, "caller hung up");
+            }
+            Method::Notify => {
+                let r = make_response(&req, 200, Some(&tag), source);
+                self.reply_non_invite(now, transport, dest, key, r);
+                self.on_refer_notify(now, id, &req);
+            }
+            _ => {
+                // INFO: DTMF relay (application/dtmf-relay or application/dtmf).
+                let ct = req.headers.get(&HeaderName::ContentType).unwrap_or("");
+                let digit = crate::media::dtmf::parse_info_body(ct, &req.body);
+                let status = if digit.is_some() || req.body.is_empty() {
+                    200
+                } else {
+                    415
+                };
+                let mut r = make_response(&req, status, Some(&tag), source);
+                if status == 415 {
+                    r.headers.push(HeaderName::Accept, ACCEPT);
+                }
+                self.reply_non_invite(now, transport, dest, key, r);
+                if let Some(d) = digit {
+                    self.stats.digits += 1;
+                    self.app_event(now, id, FlowEvent::DigitReceived(d));
+                    self.schedule_call(id);
+                }
+            }
+        }
+    }
+
+    pub(super) fn on_response(&mut self, now: Instant, resp: Response) {
+        let branch = resp
+            .headers
+            .list(&HeaderName::Via)
+            .next()
+            .and_then(|v| crate::sip::header::Via::parse(v).ok())
+            .and_then(|v| v.branch().map(str::to_string));
+        let method = resp
+            .headers
+            .get(&HeaderName::CSeq)
+            .and_then(|c| c.split_whitespace().nth(1))
+            .map(str::to_string);
+        let key = match (branch, method) {
+            (Some(b), Some(m)) => TransactionKey::client(&b, &m),
+            _ => {
+                self.stats.stray_responses += 1;
+                return;
+            }
+        };
+        let Some(ctx) = self.client_tx.get_mut(&key) else {
+            self.stats.stray_responses += 1;
+            return;
+        };
+        ctx.tx.on_response(now, resp.status);
+        let refer = ctx.refer_for.filter(|_| resp.status >= 200);
+        let next = ctx.tx.poll_timeout();
+        self.schedule(next, TimerRef::Client(key));
+        if let Some(id) = refer {
+            if resp.status < 300 {
+                if let Some(call) = self.calls.get(&id) {
+                    call.span.in_scope(|| {
+                        tracing::info!(
+                            status = resp.status,
+                            "transfer accepted by the caller's side"
+                        )
+                    });
+                }
+            } else {
+                self.transfer_failed(now, id, &format!("REFER refused with {}", resp.status));
+            }
+        }
+    }
+
+    /// Ends a call: BYE to the caller if asked, media closed, state dropped.
+    pub(super) fn end_call(&mut self, now: Instant, id: CallRef, send_bye: bool, reason: &str) {
+        let Some(mut call) = self.calls.remove(&id) else {
+            return;
+        };
+        self.release_slot(call.media_slot);
+        self.pending_invites.remove(&id);
+        self.by_call_id.remove(&call.dialog.call_id);
+        if call.port != 0 {
+            self.by_port.remove(&call.port);
+            self.out.push_back(Output::CloseMedia { port: call.port });
+            self.free_ports.push_back(call.port);
+        }
+        self.gate.release();
+        self.stats.calls_ended += 1;
+        let ended_by = if send_bye {
+            if reason.contains("timeout") {
+                "timeout"
+            } else {
+                "engine"
+            }
+        } else {
+            "caller"
+        };
+        self.finish_record(now, &mut call, ended_by);
+        let secs = now.duration_since(call.started).as_secs_f32();
+        let sent = call.media.as_ref().map(|m| m.packets_sent).unwrap_or(0);
+        call.span
+            .in_scope(|| tracing::info!(reason, secs, rtp_sent = sent, "call ended"));
+        if send_bye {
+            self.send_bye(now, &mut call);
+        }
+    }
+
+    fn send_bye(&mut self, now: Instant, call: &mut Call) {
+        self.send_in_dialog(now, call, Method::Bye, vec![], None);
+    }
+
+    /// Sends a request inside the call's dialog (§12.2.1.1) over the flow the
+    /// INVITE came from, in a client non-INVITE transaction.
+    pub(super) fn send_in_dialog(
+        &mut self,
+        now: Instant,
+        call: &mut Call,
+        method: Method,
+        extra: Vec<(HeaderName, String)>,
+        refer_for: Option<CallRef>,
+    ) {
+        let d = &mut call.dialog;
+        d.local_cseq += 1;
+        let branch = format!("{}{}", crate::sip::MAGIC_COOKIE, self.token());
+        let mut headers = crate::sip::message::Headers::default();
+        headers.push(
+            HeaderName::Via,
+            format!(
+                "SIP/2.0/{} {};branch={branch};rport",
+                d.transport.via_name(),
+                host_port(call.local_ip, d.local.port())
+            ),
+        );
+        for r in &d.route_set {
+            headers.push(HeaderName::Route, r.clone());
+        }
+        headers.push(HeaderName::MaxForwards, "70");
+        headers.push(HeaderName::From, d.local_uri_header.clone());
+        headers.push(HeaderName::To, d.remote_uri_header.clone());
+        headers.push(HeaderName::CallId, d.call_id.clone());
+        headers.push(
+            HeaderName::CSeq,
+            format!("{} {}", d.local_cseq, method.as_str()),
+        );
+        for (n, v) in extra {
+            headers.push(n, v);
+        }
+        let name = method.as_str().to_string();
+        let req = Request {
+            method,
+            uri: d.remote_target.clone(),
+            headers,
+            body: Vec::new(),
+        };
+        let bytes = req.to_bytes();
+        let (transport, dest) = (d.transport, d.peer);
+        let tx = ClientNonInvite::new(now, self.cfg.timers, transport.is_reliable(), bytes.clone());
+        let key = TransactionKey::client(&branch, &name);
+        let next = tx.poll_timeout();
+        self.client_tx.insert(
+            key.clone(),
+            ClientTx {
+                tx,
+                transport,
+                dest,
+                refer_for,
+            },
+        );
+        self.schedule(next, TimerRef::Client(key));
+        self.send_sip(transport, dest, bytes);
+    }
+
+    pub(super) fn call_timeout(&mut self, now: Instant, id: CallRef) {
+        let rtp_timeout = self.cfg.rtp_timeout;
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        if call.answer_at.is_some_and(|t| now >= t) {
+            call.answer_at = None;
+            self.answer(now, id);
+            return;
+        }
+        if let Some(m) = call.media.as_ref() {
+            if m.direction().receives() && now >= m.last_rx() + rtp_timeout {
+                self.stats.rtp_timeouts += 1;
+                call.span.in_scope(|| {
+                    tracing::info!(
+                        secs = rtp_timeout.as_secs(),
+                        "no RTP from caller; hanging up"
+                    )
+                });
+                return self.end_call(now, id, true, "rtp timeout");
+            }
+        }
+        if let Some(m) = call.media.as_mut() {
+            let port = match m.transport {
+                MediaTransport::Udp { port } => port,
+            };
+            loop {
+                let mut buf = Vec::with_capacity(172);
+                let Some(to) = m.poll_transmit(now, &mut buf) else {
+                    break;
+                };
+                self.out.push_back(Output::Rtp {
+                    port,
+                    to,
+                    data: buf,
+                });
+            }
+        }
+        self.app_timeout(now, id);
+        self.drain_media_events(now, id);
+    }
+
+    pub(super) fn drain_media_events(&mut self, now: Instant, id: CallRef) {
+        loop {
+            let Some(call) = self.calls.get_mut(&id) else {
+                return;
+            };
+            let Some(ev) = call.media.as_mut().and_then(|m| m.poll_event()) else {
+                break;
+            };
+            let ev = match ev {
+                MediaEvent::DigitReceived(d) => {
+                    self.stats.digits += 1;
+                    call.span
+                        .in_scope(|| tracing::debug!(digit = %d.0, "digit"));
+                    FlowEvent::DigitReceived(d)
+                }
+                MediaEvent::PlaybackFinished => FlowEvent::PlaybackFinished,
+            };
+            self.app_event(now, id, ev);
+        }
+        self.schedule_call(id);
+    }
+}
