@@ -82,9 +82,10 @@ fn the_shipped_flows_pass_check_and_their_flow_tests() {
     let (code, out) = vaxel(&["test"]);
     assert_eq!(code, 0, "{out}");
     assert!(out.contains(" passed, 0 failed"), "{out}");
-    let (code, out) = vaxel(&["check", "tests/flows"]);
+    let cfg = ["--config", "tests/vaxel.toml"];
+    let (code, out) = vaxel(&["check", "tests/flows", cfg[0], cfg[1]]);
     assert_eq!(code, 0, "{out}");
-    let (code, out) = vaxel(&["test", "tests/flows"]);
+    let (code, out) = vaxel(&["test", "tests/flows", cfg[0], cfg[1]]);
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("5 passed, 0 failed"), "{out}");
 }

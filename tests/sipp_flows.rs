@@ -562,18 +562,8 @@ fn a_transfer_goes_only_to_the_configured_destination_and_falls_back_when_refuse
     }
     let data = temp_dir("transfer");
     let url = format!("sqlite://{}", data.join("vaxel.db").display());
-    let cfg = data.join("vaxel.toml");
-    std::fs::write(
-        &cfg,
-        "[destinations]\nsupport = \"sip:support@192.0.2.7:5060\"\n",
-    )
-    .unwrap();
-    let vaxel = Vaxel::start_with(
-        &root().join("tests/flows"),
-        &url,
-        &data,
-        &["--config", cfg.to_str().unwrap()],
-    );
+    // tests/vaxel.toml configures "support" as sip:support@192.0.2.7:5060.
+    let vaxel = Vaxel::start_with(&root().join("tests/flows"), &url, &data, &[]);
     let mut peer = RtpPeer::bind(RTP);
     let trunk = |scenario: &str, status: &str| {
         sipp(

@@ -134,6 +134,8 @@ impl Vaxel {
                 data_url,
                 "--data-dir",
                 data_dir.to_str().unwrap(),
+                "--config",
+                root().join("tests/vaxel.toml").to_str().unwrap(),
             ])
             .args(extra)
             .current_dir(root())
