@@ -154,6 +154,48 @@ impl Store {
     }
 
     pub async fn record_call(&self, r: &CallRecord) -> Result<(), StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        Self::insert_call(&mut conn, r).await
+    }
+
+    /// Writes a batch of the engine's requests in one transaction (one
+    /// commit, so one disk sync, for many calls). All or nothing: a batch
+    /// that fails is retried whole; every insert ignores rows already there.
+    pub async fn write_batch(
+        &self,
+        batch: &[crate::engine::StoreRequest],
+    ) -> Result<(), StoreError> {
+        use crate::engine::StoreRequest as R;
+        let mut tx = self.pool.begin().await?;
+        for req in batch {
+            match req {
+                R::Lookup { .. } => {}
+                R::RecordCall(r) => Self::insert_call(&mut tx, r).await?,
+                R::BookCallback {
+                    call_id,
+                    number,
+                    queue,
+                    at,
+                } => Self::insert_callback(&mut tx, call_id, number, queue, *at).await?,
+                R::SaveVoicemail {
+                    call_id,
+                    caller,
+                    flow,
+                    at,
+                    pcm,
+                } => {
+                    let path = self
+                        .voicemail_into(&mut tx, call_id, caller, flow, *at, pcm)
+                        .await?;
+                    tracing::info!(file = %path.display(), secs = pcm.len() / 8000, "voicemail saved");
+                }
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn insert_call(conn: &mut sqlx::AnyConnection, r: &CallRecord) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO calls (call_id, started_ms, answered_ms, ended_ms, caller, dialled, flow, flow_version, path, outcome, ended_by, queue, agent, wait_ms, talk_ms, human_key_ms, known, announced_ms, lookup_ms)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)
@@ -178,13 +220,24 @@ impl Store {
         .bind(i64::from(r.known))
         .bind(r.announced_ms.map(|v| v as i64))
         .bind(r.lookup_ms.map(|v| v as i64))
-        .execute(&self.pool)
+        .execute(&mut *conn)
         .await?;
         Ok(())
     }
 
     pub async fn book_callback(
         &self,
+        call_id: &str,
+        number: &str,
+        queue: &str,
+        at: jiff::Timestamp,
+    ) -> Result<(), StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        Self::insert_callback(&mut conn, call_id, number, queue, at).await
+    }
+
+    async fn insert_callback(
+        conn: &mut sqlx::AnyConnection,
         call_id: &str,
         number: &str,
         queue: &str,
@@ -198,7 +251,7 @@ impl Store {
         .bind(number)
         .bind(queue)
         .bind(ms(at))
-        .execute(&self.pool)
+        .execute(&mut *conn)
         .await?;
         Ok(())
     }
@@ -206,6 +259,20 @@ impl Store {
     /// Writes the recording as a WAV file under `data/voicemail/` and records it.
     pub async fn save_voicemail(
         &self,
+        call_id: &str,
+        caller: &str,
+        flow: &str,
+        at: jiff::Timestamp,
+        pcm: &[i16],
+    ) -> Result<PathBuf, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        self.voicemail_into(&mut conn, call_id, caller, flow, at, pcm)
+            .await
+    }
+
+    async fn voicemail_into(
+        &self,
+        conn: &mut sqlx::AnyConnection,
         call_id: &str,
         caller: &str,
         flow: &str,
@@ -246,7 +313,7 @@ impl Store {
         .bind(ms(at))
         .bind(rel.to_string_lossy().into_owned())
         .bind((pcm.len() / 8) as i64)
-        .execute(&self.pool)
+        .execute(&mut *conn)
         .await?;
         Ok(path)
     }

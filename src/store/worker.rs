@@ -1,9 +1,10 @@
 //! The store's own thread: shards hand it lookups and writes over a channel
 //! and never wait on the database themselves. Lookups run concurrently; the
 //! engine's deadline (default 300 ms) decides when a call stops waiting.
-//! Writes (call records, callbacks, voicemail) run in order; one that fails
-//! (database down) is kept and retried, so a store outage loses nothing
-//! that fits in memory. History past the retention period is purged hourly.
+//! Writes (call records, callbacks, voicemail) run in order, whatever is
+//! waiting in one transaction (one disk sync for many calls); a batch that
+//! fails (database down) is kept and retried, so a store outage loses
+//! nothing that fits in memory. History past the retention period is purged hourly.
 
 use super::{Store, StoreError, StoreSettings};
 use crate::engine::StoreRequest;
@@ -17,6 +18,8 @@ use tokio::sync::{mpsc, oneshot};
 const MAX_PENDING_WRITES: usize = 100_000;
 const RETRY_AFTER: Duration = Duration::from_secs(2);
 const PURGE_EVERY: Duration = Duration::from_secs(3600);
+/// Requests written in one transaction, at most.
+const BATCH: usize = 500;
 
 enum Job {
     Lookup {
@@ -128,48 +131,47 @@ async fn writer(store: Arc<Store>, mut rx: mpsc::UnboundedReceiver<StoreRequest>
     let mut purge = tokio::time::interval(PURGE_EVERY);
     let mut closed = false;
     loop {
-        // Retry what failed before taking new work, in order.
-        while let Some(w) = pending.front() {
-            match write(&store, w).await {
-                Ok(()) => {
-                    pending.pop_front();
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, waiting = pending.len(), "store write failed; retrying");
-                    if closed {
-                        tracing::error!(
-                            lost = pending.len(),
-                            "store unavailable at shutdown: records not written"
-                        );
-                        return;
-                    }
-                    tokio::time::sleep(RETRY_AFTER).await;
-                    // Keep accepting work meanwhile (bounded).
-                    while let Ok(w) = rx.try_recv() {
-                        push(&mut pending, w);
+        if pending.is_empty() {
+            if closed {
+                return;
+            }
+            tokio::select! {
+                w = rx.recv() => match w {
+                    Some(w) => push(&mut pending, w),
+                    None => closed = true,
+                },
+                _ = purge.tick() => {
+                    match store.purge(jiff::Timestamp::now()).await {
+                        Ok(0) => {}
+                        Ok(n) => tracing::info!(rows = n, days = store.settings().retention_days, "history past retention purged"),
+                        Err(e) => tracing::warn!(error = %e, "purge failed"),
                     }
                 }
             }
         }
-        if closed {
-            return;
+        // Whatever else is waiting goes in the same transaction.
+        while let Ok(w) = rx.try_recv() {
+            push(&mut pending, w);
         }
-        tokio::select! {
-            w = rx.recv() => match w {
-                Some(w) => {
-                    if let Err(e) = write(&store, &w).await {
-                        tracing::warn!(error = %e, "store write failed; keeping it for retry");
-                        push(&mut pending, w);
-                    }
+        if pending.is_empty() {
+            continue;
+        }
+        let n = pending.len().min(BATCH);
+        let batch = &pending.make_contiguous()[..n];
+        match store.write_batch(batch).await {
+            Ok(()) => {
+                pending.drain(..n);
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, waiting = pending.len(), "store write failed; retrying");
+                if closed {
+                    tracing::error!(
+                        lost = pending.len(),
+                        "store unavailable at shutdown: records not written"
+                    );
+                    return;
                 }
-                None => closed = true,
-            },
-            _ = purge.tick() => {
-                match store.purge(jiff::Timestamp::now()).await {
-                    Ok(0) => {}
-                    Ok(n) => tracing::info!(rows = n, days = store.settings().retention_days, "history past retention purged"),
-                    Err(e) => tracing::warn!(error = %e, "purge failed"),
-                }
+                tokio::time::sleep(RETRY_AFTER).await;
             }
         }
     }
@@ -181,30 +183,4 @@ fn push(pending: &mut VecDeque<StoreRequest>, w: StoreRequest) {
         pending.pop_front();
     }
     pending.push_back(w);
-}
-
-async fn write(store: &Store, w: &StoreRequest) -> Result<(), StoreError> {
-    match w {
-        StoreRequest::Lookup { .. } => Ok(()),
-        StoreRequest::RecordCall(r) => store.record_call(r).await,
-        StoreRequest::BookCallback {
-            call_id,
-            number,
-            queue,
-            at,
-        } => store.book_callback(call_id, number, queue, *at).await,
-        StoreRequest::SaveVoicemail {
-            call_id,
-            caller,
-            flow,
-            at,
-            pcm,
-        } => {
-            let path = store
-                .save_voicemail(call_id, caller, flow, *at, pcm)
-                .await?;
-            tracing::info!(file = %path.display(), secs = pcm.len() / 8000, "voicemail saved");
-            Ok(())
-        }
-    }
 }
