@@ -15,8 +15,8 @@
 #                         human announcement, with SQLite and with PostgreSQL
 #   bench/run.sh all      media + setup
 #
-# media, setup and soak run the read-back test flow (tests/flows) with a
-# fresh SQLite store, so each call also does a lookup and writes a record.
+# media, setup and soak run the read-back test flow (tests/flows/readback.toml)
+# with a fresh SQLite store, so each call also does a lookup and writes a record.
 #
 # Environment: CALLS="500 1000 2000" (media), MEASURE=20 (seconds per media
 # measurement), RATES="500 1000 ..." (setup), STEP=6 (seconds per rate step),
@@ -46,7 +46,9 @@ MEASURE=${MEASURE:-20}
 RATES=${RATES:-"500 1000 1500 2000 2500 3000 3500 4000 4500 5000"}
 STEP=${STEP:-6}
 out=bench/results/$(date +%Y%m%d-%H%M%S)
-mkdir -p "$out"
+mkdir -p "$out" "$out/readback"
+# media, setup and soak run the read-back test flow alone.
+cp tests/flows/readback.toml "$out/readback/"
 echo "results in $out (machine: $(nproc) cores, $(uname -r))"
 
 rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
@@ -56,7 +58,7 @@ start_vaxel() { # logfile, extra args...
   local log=$1; shift
   local db=${DATA_URL:-sqlite://$out/vaxel-$RANDOM.db}
   $V serve --sip-listen 127.0.0.1:5060 --rtp-ports 20000-59999 --max-calls 15000 \
-    --flows "${FLOWS:-tests/flows}" --data "$db" --data-dir "$out/data" ${VAXEL_ARGS:-} "$@" >"$log" 2>&1 &
+    --flows "${FLOWS:-$out/readback}" --data "$db" --data-dir "$out/data" --drain-timeout 5 ${VAXEL_ARGS:-} "$@" >"$log" 2>&1 &
   VP=$!
   for _ in $(seq 100); do grep -q "listening for SIP" "$log" && return 0; sleep 0.1; done
   echo "vaxel did not start: $(tail -3 "$log")"; exit 1

@@ -48,7 +48,7 @@ impl Engine {
             wall,
         );
         call.span.in_scope(
-            || tracing::info!(flow = %call.flow.name, version = %call.flow.version, "flow started"),
+            || tracing::debug!(flow = %call.flow.name, version = %call.flow.version, "flow started"),
         );
         call.app = Some(interp);
         self.run_actions(now, id);
@@ -235,7 +235,13 @@ impl Engine {
     }
 
     /// The record of a call that ends now (and its voicemail, if it was recording).
-    pub(super) fn finish_record(&mut self, now: Instant, call: &mut Call, ended_by: &str) {
+    /// Returns the outcome, for the call's last log line.
+    pub(super) fn finish_record(
+        &mut self,
+        now: Instant,
+        call: &mut Call,
+        ended_by: &str,
+    ) -> String {
         let wall = self.wall(now);
         let mut outcome = call.app.as_ref().and_then(|a| a.outcome()).cloned();
         if let Some(pcm) = call.media.as_mut().and_then(|m| m.take_recording()) {
@@ -285,11 +291,12 @@ impl Engine {
             lookup_ms: ms(Some(call.started), call.lookup_done.unwrap_or(call.started))
                 .filter(|_| call.lookup_done.is_some()),
         };
-        call.span.in_scope(|| {
-            tracing::info!(outcome = %record.outcome, path = %record.path.join(" → "), "flow ended")
-        });
+        call.span
+            .in_scope(|| tracing::debug!(path = %record.path.join(" → "), "flow ended"));
+        let outcome = record.outcome.clone();
         self.out
             .push_back(Output::Store(StoreRequest::RecordCall(Box::new(record))));
+        outcome
     }
 
     /// Blind transfer (RFC 3515): a REFER asks the caller's side (the trunk)

@@ -137,11 +137,11 @@ impl Engine {
         } else {
             "caller"
         };
-        self.finish_record(now, &mut call, ended_by);
+        let outcome = self.finish_record(now, &mut call, ended_by);
         let secs = now.duration_since(call.started).as_secs_f32();
         let sent = call.media.as_ref().map(|m| m.packets_sent).unwrap_or(0);
         call.span
-            .in_scope(|| tracing::info!(reason, secs, rtp_sent = sent, "call ended"));
+            .in_scope(|| tracing::info!(reason, %outcome, secs, rtp_sent = sent, "call ended"));
         if send_bye {
             self.send_bye(now, &mut call);
         }
