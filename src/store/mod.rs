@@ -111,45 +111,38 @@ impl Store {
         now: jiff::Timestamp,
     ) -> Result<Option<Customer>, StoreError> {
         let since = ms(now) - i64::from(self.settings.repeat_days) * 86_400_000;
-        let row: Option<AnyRow> =
-            sqlx::query("SELECT name, language, tier FROM customers WHERE number = $1")
-                .bind(number)
-                .fetch_optional(&self.pool)
-                .await?;
-        let recent: i64 =
-            sqlx::query("SELECT COUNT(*) AS n FROM calls WHERE caller = $1 AND started_ms >= $2")
-                .bind(number)
-                .bind(since)
-                .fetch_one(&self.pool)
-                .await?
-                .try_get("n")?;
-        let last: Option<AnyRow> = sqlx::query(
-            "SELECT outcome FROM calls WHERE caller = $1 ORDER BY started_ms DESC LIMIT 1",
+        // One round trip: the customer row and the history derived from the calls.
+        let row: AnyRow = sqlx::query(
+            "SELECT
+               (SELECT COUNT(*) FROM customers WHERE number = $1) AS customer,
+               (SELECT name FROM customers WHERE number = $1) AS name,
+               (SELECT language FROM customers WHERE number = $1) AS language,
+               (SELECT tier FROM customers WHERE number = $1) AS tier,
+               (SELECT COUNT(*) FROM calls WHERE caller = $1 AND started_ms >= $2) AS recent,
+               (SELECT outcome FROM calls WHERE caller = $1 ORDER BY started_ms DESC LIMIT 1) AS last_outcome,
+               (SELECT agent FROM calls WHERE caller = $1 AND agent IS NOT NULL
+                  ORDER BY started_ms DESC LIMIT 1) AS last_agent",
         )
         .bind(number)
-        .fetch_optional(&self.pool)
+        .bind(since)
+        .fetch_one(&self.pool)
         .await?;
-        let last_agent: Option<AnyRow> = sqlx::query(
-            "SELECT agent FROM calls WHERE caller = $1 AND agent IS NOT NULL ORDER BY started_ms DESC LIMIT 1",
-        )
-        .bind(number)
-        .fetch_optional(&self.pool)
-        .await?;
-        if row.is_none() && last.is_none() {
+        let text = |c: &str| row.try_get::<Option<String>, _>(c).ok().flatten();
+        let customer: i64 = row.try_get("customer")?;
+        let last_outcome = text("last_outcome");
+        // Known: a customer row, or calls on record.
+        if customer == 0 && last_outcome.is_none() {
             return Ok(None);
         }
-        let get = |r: &Option<AnyRow>, c: &str| -> Option<String> {
-            r.as_ref()
-                .and_then(|r| r.try_get::<Option<String>, _>(c).ok().flatten())
-        };
+        let recent: i64 = row.try_get("recent")?;
         Ok(Some(Customer {
             number: number.to_string(),
-            name: get(&row, "name"),
-            language: get(&row, "language"),
-            tier: get(&row, "tier"),
+            name: text("name"),
+            language: text("language"),
+            tier: text("tier"),
             recent_calls: recent.max(0) as u32,
-            last_outcome: get(&last, "outcome"),
-            last_agent: get(&last_agent, "agent"),
+            last_outcome,
+            last_agent: text("last_agent"),
         }))
     }
 
