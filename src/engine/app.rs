@@ -64,24 +64,22 @@ impl Engine {
 
     /// Deadlines of the flow and of the caller lookup.
     pub(super) fn app_timeout(&mut self, now: Instant, id: CallRef) {
-        let timeout_ms = self.cfg.lookup_timeout.as_millis() as u64;
+        let timeout = self.cfg.lookup_timeout;
+        let timeout_ms = timeout.as_millis() as u64;
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
-        if call.lookup_deadline.is_some_and(|d| now >= d) {
-            call.lookup_deadline = None;
-            if call.lookup == Lookup::Pending {
-                call.lookup = Lookup::Unknown;
-                self.stats.lookup_timeouts += 1;
-                call.span.in_scope(|| {
-                    tracing::warn!(
-                        ms = timeout_ms,
-                        "customer lookup did not answer in time; the call goes on as unknown"
-                    )
-                });
-                if let Some(app) = call.app.as_mut() {
-                    app.handle(now, FlowEvent::LookupFinished(Lookup::Unknown));
-                }
+        if call.lookup_deadline(timeout).is_some_and(|d| now >= d) {
+            call.lookup = Lookup::Unknown;
+            self.stats.lookup_timeouts += 1;
+            call.span.in_scope(|| {
+                tracing::warn!(
+                    ms = timeout_ms,
+                    "customer lookup did not answer in time; the call goes on as unknown"
+                )
+            });
+            if let Some(app) = call.app.as_mut() {
+                app.handle(now, FlowEvent::LookupFinished(Lookup::Unknown));
             }
         }
         if let Some(app) = call.app.as_mut() {
@@ -105,7 +103,6 @@ impl Engine {
         if call.lookup != Lookup::Pending {
             return;
         }
-        call.lookup_deadline = None;
         call.lookup_done = Some(now);
         let l = match result {
             Ok(Some(c)) => {
@@ -288,8 +285,7 @@ impl Engine {
             announced_ms: app
                 .and_then(|a| a.announced(now))
                 .and_then(|t| ms(call.answered_at, t)),
-            lookup_ms: ms(Some(call.started), call.lookup_done.unwrap_or(call.started))
-                .filter(|_| call.lookup_done.is_some()),
+            lookup_ms: call.lookup_done.and_then(|t| ms(Some(call.started), t)),
         };
         call.span
             .in_scope(|| tracing::debug!(path = %record.path.join(" → "), "flow ended"));

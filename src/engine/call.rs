@@ -78,7 +78,6 @@ pub struct Call {
     pub flow: Arc<Flow>,
     pub app: Option<Interp>,
     pub lookup: Lookup,
-    pub lookup_deadline: Option<Instant>,
     /// When the store's answer arrived.
     pub lookup_done: Option<Instant>,
     pub wall_started: jiff::Timestamp,
@@ -99,7 +98,12 @@ pub struct Call {
 }
 
 impl Call {
-    pub fn poll_timeout(&self, rtp_timeout: Duration) -> Option<Instant> {
+    /// When the caller lookup stops being waited for (while it is pending).
+    pub fn lookup_deadline(&self, lookup_timeout: Duration) -> Option<Instant> {
+        matches!(self.lookup, Lookup::Pending).then(|| self.started + lookup_timeout)
+    }
+
+    pub fn poll_timeout(&self, rtp_timeout: Duration, lookup_timeout: Duration) -> Option<Instant> {
         let media = self.media.as_ref();
         [
             media.and_then(|m| m.poll_timeout()),
@@ -107,7 +111,7 @@ impl Call {
                 .filter(|m| m.direction().receives())
                 .map(|m| m.last_rx() + rtp_timeout),
             self.app.as_ref().and_then(|a| a.poll_timeout()),
-            self.lookup_deadline,
+            self.lookup_deadline(lookup_timeout),
             self.answer_at,
         ]
         .into_iter()

@@ -364,7 +364,7 @@ impl Engine {
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
-        let Some(at) = call.poll_timeout(rtp_timeout) else {
+        let Some(at) = call.poll_timeout(rtp_timeout, self.cfg.lookup_timeout) else {
             return;
         };
         if call.timer_at.is_none_or(|t| at < t) {
@@ -403,7 +403,10 @@ impl Engine {
                         continue;
                     }
                     call.timer_at = None;
-                    if call.poll_timeout(rtp_timeout).is_some_and(|d| d <= now) {
+                    if call
+                        .poll_timeout(rtp_timeout, self.cfg.lookup_timeout)
+                        .is_some_and(|d| d <= now)
+                    {
                         self.call_timeout(now, id);
                     } else {
                         self.schedule_call(id);

@@ -387,7 +387,6 @@ impl Engine {
             } else {
                 Lookup::Unknown
             },
-            lookup_deadline: caller_e164.as_ref().map(|_| now + self.cfg.lookup_timeout),
             lookup_done: None,
             transfer: None,
             wall_started: self.wall(now),

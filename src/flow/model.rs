@@ -314,6 +314,36 @@ pub struct Test {
     pub time: Option<String>,
 }
 
+impl Test {
+    /// Whether `known` is the only thing tested.
+    pub fn tests_only_known(&self) -> bool {
+        let Test {
+            known,
+            tier,
+            repeat,
+            recent_calls_min,
+            last_outcome,
+            language,
+            vars,
+            open,
+            holiday,
+            weekday,
+            time,
+        } = self;
+        known.is_some()
+            && tier.is_none()
+            && repeat.is_none()
+            && recent_calls_min.is_none()
+            && last_outcome.is_none()
+            && language.is_none()
+            && vars.is_none()
+            && open.is_none()
+            && holiday.is_none()
+            && weekday.is_none()
+            && time.is_none()
+    }
+}
+
 impl Step {
     /// The type name as written in the file.
     pub fn kind(&self) -> &'static str {

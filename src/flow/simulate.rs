@@ -252,16 +252,19 @@ pub fn run(set: Arc<FlowSet>, sc: &Scenario) -> Result<Transcript, String> {
             None if interp.waits_for_keys() => now.max(last_key + Duration::from_millis(500)),
             None => Instant::max(now, last_key) + Duration::from_secs(3600),
         });
-        let next_prompt = upcoming.first().map(|(s, _)| *s);
-        let candidates = [
+        // Events, and prompt starts (only logged, above).
+        let event = [
             play_end,
             key_at.filter(|k| *k < t0 + sc.limit),
             interp.poll_timeout(),
             webhook_due,
             transfer_failed_due,
-            next_prompt,
-        ];
-        let Some(next) = candidates.into_iter().flatten().min() else {
+        ]
+        .into_iter()
+        .flatten()
+        .min();
+        let next_prompt = upcoming.first().map(|(s, _)| *s);
+        let Some(next) = event.into_iter().chain(next_prompt).min() else {
             tr.lines.push(format!(
                 "{}  (waiting; nothing more happens)",
                 secs(now - t0)
@@ -269,17 +272,7 @@ pub fn run(set: Arc<FlowSet>, sc: &Scenario) -> Result<Transcript, String> {
             break;
         };
         now = next.max(now);
-        if next_prompt == Some(now)
-            && [
-                play_end,
-                key_at,
-                interp.poll_timeout(),
-                webhook_due,
-                transfer_failed_due,
-            ]
-            .iter()
-            .all(|c| *c != Some(now))
-        {
+        if event != Some(next) {
             continue;
         }
         if key_at == Some(now) {

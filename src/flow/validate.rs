@@ -454,11 +454,7 @@ fn refined(step: &Step, k: Knowledge) -> Vec<(&StepId, Knowledge)> {
                 };
                 out.push((&b.goto, here));
                 // A branch testing only `known` settles it for the rest.
-                let only_known = Test {
-                    known: b.test.known,
-                    ..Test::default()
-                };
-                if b.test.known.is_some() && format!("{:?}", b.test) == format!("{only_known:?}") {
+                if b.test.tests_only_known() {
                     rest = if b.test.known == Some(true) {
                         Knowledge::Unknown
                     } else {
