@@ -39,6 +39,11 @@ pub struct SipConfig {
     pub max_calls: usize,
     /// Ring (180) this long before answering.
     pub answer_after_ms: u64,
+    /// The `Server` header of responses; empty sends none. No version by default.
+    pub server_header: String,
+    /// With `[[trunks]]` configured, let callers from other addresses in too
+    /// (a public IVR); per-source limits still apply to them.
+    pub allow_any_caller: bool,
 }
 
 impl Default for SipConfig {
@@ -51,6 +56,8 @@ impl Default for SipConfig {
             t4_ms: 5000,
             max_calls: 5000,
             answer_after_ms: 0,
+            server_header: "vaxel".into(),
+            allow_any_caller: false,
         }
     }
 }
@@ -62,6 +69,8 @@ pub struct RtpConfig {
     pub ports: String,
     /// Hang up a call whose caller has sent no RTP for this long.
     pub timeout_s: u64,
+    /// Hang up a call whose caller has sent no RTP at all this long after the answer.
+    pub first_timeout_s: u64,
 }
 
 impl Default for RtpConfig {
@@ -69,6 +78,7 @@ impl Default for RtpConfig {
         RtpConfig {
             ports: "20000-39999".into(),
             timeout_s: 60,
+            first_timeout_s: 10,
         }
     }
 }
@@ -156,6 +166,95 @@ impl Default for QueueConfig {
     }
 }
 
+/// What one source address may make the engine hold or do (DESIGN §6). Every
+/// limit is per source IP unless it says "in all"; configured trunks are exempt
+/// from the per-source call and rate limits.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// Concurrent calls from one source IP (trunks exempt).
+    pub calls_per_source: usize,
+    /// A call is hung up (BYE) after this long.
+    pub max_call_s: u64,
+    /// New INVITEs per second per source IP (token bucket; burst = 2 s worth).
+    pub invites_per_s: u32,
+    /// REGISTER requests per second per source IP.
+    pub registers_per_s: u32,
+    /// OPTIONS and other out-of-dialog requests per second per source IP.
+    pub options_per_s: u32,
+    /// Server transactions (non-INVITE and refused INVITEs) held per source IP.
+    pub transactions_per_source: usize,
+    /// Server transactions held in all; past this, answers are stateless.
+    pub transactions: usize,
+    /// TCP connections per source IP.
+    pub tcp_per_source: usize,
+    /// TCP connections in all (also kept below the open-file limit).
+    pub tcp_connections: usize,
+    /// A TCP connection with no call on it is closed after this long idle.
+    pub tcp_idle_s: u64,
+    /// A message started on TCP must be complete within this.
+    pub tcp_message_s: u64,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            calls_per_source: 100,
+            max_call_s: 4 * 3600,
+            invites_per_s: 50,
+            registers_per_s: 20,
+            options_per_s: 20,
+            transactions_per_source: 500,
+            transactions: 50_000,
+            tcp_per_source: 32,
+            tcp_connections: 4096,
+            tcp_idle_s: 60,
+            tcp_message_s: 10,
+        }
+    }
+}
+
+/// A SIP trunk: the addresses a provider sends calls from, and optionally the
+/// numbers it delivers. When trunks are configured, INVITEs from elsewhere get
+/// 403 (unless `sip.allow_any_caller`).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrunkConfig {
+    pub name: String,
+    /// Source addresses in CIDR notation ("192.0.2.0/24", "2001:db8::1/128"); a
+    /// bare address means just that one.
+    pub from: Vec<String>,
+    /// Dialled numbers this trunk delivers; empty means any.
+    #[serde(default)]
+    pub numbers: Vec<String>,
+}
+
+/// A trunk with its networks parsed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Trunk {
+    pub name: String,
+    pub from: Vec<ipnet::IpNet>,
+    pub numbers: Vec<String>,
+}
+
+impl Trunk {
+    pub fn contains(&self, ip: std::net::IpAddr) -> bool {
+        let ip = canonical(ip);
+        self.from.iter().any(|n| n.contains(&ip))
+    }
+}
+
+/// IPv4-mapped IPv6 addresses are compared as IPv4.
+pub fn canonical(ip: std::net::IpAddr) -> std::net::IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6
+            .to_ipv4_mapped()
+            .map(IpAddr::V4)
+            .unwrap_or(IpAddr::V6(v6)),
+        v4 => v4,
+    }
+}
+
 /// The queues of the shipped example flow, used when the config names none.
 pub const DEFAULT_QUEUES: &[&str] = &["kundtjanst", "order", "retur", "betalning"];
 
@@ -167,6 +266,9 @@ pub struct Config {
     pub engine: EngineSection,
     pub log: LogConfig,
     pub data: DataConfig,
+    pub limits: LimitsConfig,
+    /// SIP trunks allowed to send calls.
+    pub trunks: Vec<TrunkConfig>,
     /// Directory of prompts.
     pub audio: Option<PathBuf>,
     /// Directory of flows (default `flows/`).
@@ -236,6 +338,18 @@ impl Config {
         self.audio.clone().unwrap_or_else(|| PathBuf::from("audio"))
     }
 
+    /// The trunks with their networks parsed (validated at load).
+    pub fn trunks(&self) -> Vec<Trunk> {
+        self.trunks
+            .iter()
+            .map(|t| Trunk {
+                name: t.name.clone(),
+                from: t.from.iter().filter_map(|c| parse_net(c).ok()).collect(),
+                numbers: t.numbers.clone(),
+            })
+            .collect()
+    }
+
     pub fn rtp_range(&self) -> Result<(u16, u16), ConfigError> {
         parse_range(&self.rtp.ports)
     }
@@ -255,8 +369,39 @@ impl Config {
         if self.sip.max_calls == 0 {
             return bad("sip.max_calls must be at least 1".into());
         }
-        if self.rtp.timeout_s == 0 {
-            return bad("rtp.timeout_s must be at least 1".into());
+        if self.rtp.timeout_s == 0 || self.rtp.first_timeout_s == 0 {
+            return bad("rtp.timeout_s and rtp.first_timeout_s must be at least 1".into());
+        }
+        for t in &self.trunks {
+            if t.from.is_empty() {
+                return bad(format!(
+                    "trunks \"{}\": give the addresses it sends from, like from = [\"192.0.2.0/24\"]",
+                    t.name
+                ));
+            }
+            for c in &t.from {
+                if let Err(e) = parse_net(c) {
+                    return bad(format!("trunks \"{}\": from \"{c}\": {e}; use CIDR like 192.0.2.0/24 or an address", t.name));
+                }
+            }
+        }
+        let l = &self.limits;
+        if l.calls_per_source == 0
+            || l.max_call_s == 0
+            || l.invites_per_s == 0
+            || l.registers_per_s == 0
+            || l.options_per_s == 0
+            || l.transactions_per_source == 0
+            || l.transactions == 0
+            || l.tcp_per_source == 0
+            || l.tcp_connections == 0
+            || l.tcp_idle_s == 0
+            || l.tcp_message_s == 0
+        {
+            return bad("every [limits] value must be at least 1".into());
+        }
+        if self.sip.server_header.chars().any(|c| c.is_control()) {
+            return bad("sip.server_header must be one line of text".into());
         }
         for (name, uri) in &self.destinations {
             if !(uri.starts_with("sip:") || uri.starts_with("sips:")) {
@@ -294,6 +439,17 @@ impl Config {
             t4: Duration::from_millis(self.sip.t4_ms),
         }
     }
+}
+
+/// A CIDR network, or a bare address as a one-address network.
+fn parse_net(s: &str) -> Result<ipnet::IpNet, String> {
+    let s = s.trim();
+    if let Ok(n) = s.parse::<ipnet::IpNet>() {
+        return Ok(n.trunc());
+    }
+    s.parse::<IpAddr>()
+        .map(ipnet::IpNet::from)
+        .map_err(|_| "not an address or network".to_string())
 }
 
 pub fn parse_range(s: &str) -> Result<(u16, u16), ConfigError> {

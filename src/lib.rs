@@ -21,6 +21,7 @@ pub mod commands;
 pub mod config;
 pub mod engine;
 pub mod flow;
+pub mod limit;
 pub mod media;
 pub mod number;
 pub mod runtime;

@@ -97,6 +97,7 @@ impl Engine {
         id: CallRef,
         result: Result<Option<Customer>, String>,
     ) {
+        self.in_progress = Some(id);
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
@@ -129,6 +130,7 @@ impl Engine {
 
     /// A webhook's reply (`None`: error or timeout in the shell).
     pub fn webhook_finished(&mut self, now: Instant, id: CallRef, reply: Option<WebhookReply>) {
+        self.in_progress = Some(id);
         self.app_event(now, id, FlowEvent::WebhookFinished(reply));
         self.schedule_call(id);
     }

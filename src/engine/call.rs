@@ -3,7 +3,7 @@
 
 use crate::flow::interp::{Interp, Lookup};
 use crate::flow::{Flow, FlowSet};
-use crate::media::session::MediaSession;
+use crate::media::session::{MediaGuard, MediaSession};
 use crate::sip::sdp::Negotiated;
 use crate::sip::{TransactionKey, Transport};
 use std::net::{IpAddr, SocketAddr};
@@ -64,6 +64,8 @@ pub struct Call {
     /// The negotiated audio, or `None` while waiting for a late offer's answer.
     pub offer: Option<Negotiated>,
     pub local_ip: IpAddr,
+    /// The call came from a configured trunk.
+    pub trusted: bool,
     pub port: u16,
     pub port_attempts: u8,
     pub media: Option<MediaSession>,
@@ -103,16 +105,15 @@ impl Call {
         matches!(self.lookup, Lookup::Pending).then(|| self.started + lookup_timeout)
     }
 
-    pub fn poll_timeout(&self, rtp_timeout: Duration, lookup_timeout: Duration) -> Option<Instant> {
+    pub fn poll_timeout(&self, cfg: &super::EngineConfig) -> Option<Instant> {
         let media = self.media.as_ref();
         [
             media.and_then(|m| m.poll_timeout()),
-            media
-                .filter(|m| m.direction().receives())
-                .map(|m| m.last_rx() + rtp_timeout),
+            media.and_then(|m| m.silence_deadline(cfg.rtp_timeout, cfg.first_rtp_timeout)),
             self.app.as_ref().and_then(|a| a.poll_timeout()),
-            self.lookup_deadline(lookup_timeout),
+            self.lookup_deadline(cfg.lookup_timeout),
             self.answer_at,
+            Some(self.started + cfg.max_call),
         ]
         .into_iter()
         .flatten()
@@ -121,6 +122,21 @@ impl Call {
 }
 
 impl Call {
+    /// Who may feed this call's media, and whether it may go to the SDP address
+    /// before the caller's first packet.
+    pub fn media_guard(&self, neg: &Negotiated) -> MediaGuard {
+        let signalling = crate::config::canonical(self.dialog.peer.ip());
+        let sdp = crate::config::canonical(neg.remote.ip());
+        let mut allowed = vec![signalling];
+        if !sdp.is_unspecified() && sdp != signalling {
+            allowed.push(sdp);
+        }
+        MediaGuard {
+            allowed,
+            send_before_latch: self.trusted || sdp == signalling,
+        }
+    }
+
     /// The caller's number as the store and the flow see it.
     pub fn number(&self) -> &str {
         self.caller_e164.as_deref().unwrap_or(&self.caller)

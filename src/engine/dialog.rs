@@ -48,6 +48,7 @@ impl Engine {
                 self.on_refer_notify(now, id, &req);
             }
             _ => {
+                self.injected_fault(id);
                 // INFO: DTMF relay (application/dtmf-relay or application/dtmf).
                 let ct = req.headers.get(&HeaderName::ContentType).unwrap_or("");
                 let digit = crate::media::dtmf::parse_info_body(ct, &req.body);
@@ -124,9 +125,9 @@ impl Engine {
         if call.port != 0 {
             self.by_port.remove(&call.port);
             self.out.push_back(Output::CloseMedia { port: call.port });
-            self.free_ports.push_back(call.port);
+            self.free_ports.push(call.port);
         }
-        self.gate.release();
+        self.gate.release(call.dialog.peer.ip());
         self.stats.calls_ended += 1;
         let ended_by = if send_bye {
             if reason.contains("timeout") {
@@ -222,14 +223,27 @@ impl Engine {
             self.answer(now, id);
             return;
         }
+        if now >= call.started + self.cfg.max_call {
+            self.stats.max_call_length += 1;
+            let secs = self.cfg.max_call.as_secs();
+            call.span
+                .in_scope(|| tracing::info!(secs, "maximum call length reached; hanging up"));
+            return self.end_call(now, id, true, "max call length");
+        }
+        let first = self.cfg.first_rtp_timeout;
         if let Some(m) = call.media.as_ref() {
-            if m.direction().receives() && now >= m.last_rx() + rtp_timeout {
+            if m.silence_deadline(rtp_timeout, first)
+                .is_some_and(|d| now >= d)
+            {
                 self.stats.rtp_timeouts += 1;
+                let never = m.packets_received == 0;
+                let secs = if never { first } else { rtp_timeout }.as_secs();
                 call.span.in_scope(|| {
-                    tracing::info!(
-                        secs = rtp_timeout.as_secs(),
-                        "no RTP from caller; hanging up"
-                    )
+                    if never {
+                        tracing::info!(secs, "caller sent no RTP at all; hanging up")
+                    } else {
+                        tracing::info!(secs, "no RTP from caller; hanging up")
+                    }
                 });
                 return self.end_call(now, id, true, "rtp timeout");
             }

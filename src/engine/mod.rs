@@ -34,7 +34,6 @@ pub use record::{CallRecord, StoreRequest};
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -49,6 +48,23 @@ pub struct EngineConfig {
     pub rtp_ports: Vec<u16>,
     /// A call whose caller sends no RTP this long is hung up.
     pub rtp_timeout: Duration,
+    /// A call whose caller has sent no RTP at all this long after the answer is
+    /// hung up (short: such a call is a scanner's, or a third party's SDP).
+    pub first_rtp_timeout: Duration,
+    /// Calls are hung up after this long.
+    pub max_call: Duration,
+    /// Trunks: where calls may come from (empty: anyone).
+    pub trunks: Arc<Vec<crate::config::Trunk>>,
+    /// With trunks, still take calls from other sources (per-source limits apply).
+    pub allow_any_caller: bool,
+    /// Concurrent calls per source IP that is not a trunk.
+    pub calls_per_source: usize,
+    /// Server transactions held per source IP, and in all on this shard.
+    pub transactions_per_source: usize,
+    pub transactions: usize,
+    /// Test builds only: a call to this number panics when it gets an INFO
+    /// (shows that a panic ends one call, not the shard).
+    pub panic_on_dialled: Option<String>,
     /// Ring this long (180) before answering; zero answers at once.
     pub answer_after: Duration,
     /// The address put in Contact and SDP; `None` derives it per call.
@@ -73,6 +89,14 @@ impl Default for EngineConfig {
             timers: TimerConfig::default(),
             rtp_ports: (20000..30000).step_by(2).collect(),
             rtp_timeout: Duration::from_secs(60),
+            first_rtp_timeout: Duration::from_secs(10),
+            max_call: Duration::from_secs(4 * 3600),
+            trunks: Arc::default(),
+            allow_any_caller: false,
+            calls_per_source: 100,
+            transactions_per_source: 500,
+            transactions: 50_000,
+            panic_on_dialled: None,
             answer_after: Duration::ZERO,
             advertise_ip: None,
             lookup_timeout: Duration::from_millis(300),
@@ -85,37 +109,53 @@ impl Default for EngineConfig {
     }
 }
 
-/// The global limit on concurrent calls, shared by all shards.
+/// The global limit on concurrent calls, and each source's share of it,
+/// shared by all shards (a source's calls land on every shard).
 #[derive(Debug)]
 pub struct CallGate {
-    active: AtomicUsize,
     max: usize,
+    held: std::sync::Mutex<crate::limit::Holdings>,
 }
+
+/// Why a call could not pass the gate.
+pub use crate::limit::Refused as GateRefused;
 
 impl CallGate {
     pub fn new(max: usize) -> CallGate {
         CallGate {
-            active: AtomicUsize::new(0),
             max,
+            held: std::sync::Mutex::default(),
         }
     }
 
-    pub fn try_acquire(&self) -> bool {
-        self.active
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                (n < self.max).then_some(n + 1)
-            })
-            .is_ok()
+    /// Takes a call slot for `source`; a trunk (`exempt`) has no per-source cap.
+    pub fn try_acquire(
+        &self,
+        source: IpAddr,
+        exempt: bool,
+        per_source: usize,
+    ) -> Result<(), GateRefused> {
+        let mut h = self.held.lock().unwrap_or_else(|p| p.into_inner());
+        if exempt {
+            if h.total() >= self.max {
+                return Err(GateRefused::Total);
+            }
+            h.take_exempt(source);
+            Ok(())
+        } else {
+            h.try_take(source, per_source, self.max)
+        }
     }
 
-    pub fn release(&self) {
-        let _ = self
-            .active
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
+    pub fn release(&self, source: IpAddr) {
+        self.held
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .release(source);
     }
 
     pub fn active(&self) -> usize {
-        self.active.load(Ordering::Acquire)
+        self.held.lock().unwrap_or_else(|p| p.into_inner()).total()
     }
 }
 
@@ -172,6 +212,22 @@ pub struct Stats {
     pub lookup_errors: u64,
     /// Calls refused because no flow serves the dialled number.
     pub calls_no_flow: u64,
+    /// INVITEs from a source that is not a configured trunk (403).
+    pub calls_refused_untrusted: u64,
+    /// Calls refused because their source holds its share of calls.
+    pub calls_refused_source: u64,
+    /// Calls hung up at the maximum call length.
+    pub max_call_length: u64,
+    /// Requests dropped because their source holds its share of transactions.
+    pub dropped_source_transactions: u64,
+    /// Requests answered without a transaction (the shard holds its share).
+    pub stateless_answers: u64,
+    /// Response retransmissions not sent (too soon, or to a rate-limited source).
+    pub retransmissions_suppressed: u64,
+    /// RTP packets from a source other than the caller's, dropped.
+    pub rtp_foreign: u64,
+    /// Inputs that panicked; each ended its call.
+    pub panics: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -208,6 +264,18 @@ enum ServerTx {
     },
 }
 
+impl ServerTx {
+    fn dest(&self) -> SocketAddr {
+        match self {
+            ServerTx::Invite { dest, .. } | ServerTx::NonInvite { dest, .. } => *dest,
+        }
+    }
+
+    fn belongs_to_call(&self) -> bool {
+        matches!(self, ServerTx::Invite { call: Some(_), .. })
+    }
+}
+
 #[derive(Debug)]
 struct ClientTx {
     tx: ClientNonInvite,
@@ -228,7 +296,16 @@ pub struct Engine {
     by_port: HashMap<u16, CallRef>,
     server_tx: HashMap<TransactionKey, ServerTx>,
     client_tx: HashMap<TransactionKey, ClientTx>,
-    free_ports: VecDeque<u16>,
+    /// RTP ports not in use; a call takes one at random (hard to guess).
+    free_ports: Vec<u16>,
+    /// Server transactions held per source IP (bounded, DESIGN §6).
+    tx_per_source: crate::limit::Holdings,
+    /// Sources the front is rate-limiting: no response retransmissions to them.
+    limited: HashMap<IpAddr, Instant>,
+    /// When a retransmitted request last drew a response, per transaction.
+    resent_at: HashMap<TransactionKey, Instant>,
+    /// The call the input being handled belongs to, for panic recovery.
+    in_progress: Option<CallRef>,
     timers: BinaryHeap<Reverse<(Instant, TimerRef)>>,
     out: VecDeque<Output>,
     /// INVITEs of calls not yet answered (their 200 copies Record-Route etc.).
@@ -257,6 +334,10 @@ impl Engine {
             server_tx: HashMap::new(),
             client_tx: HashMap::new(),
             free_ports,
+            tx_per_source: crate::limit::Holdings::default(),
+            limited: HashMap::new(),
+            resent_at: HashMap::new(),
+            in_progress: None,
             timers: BinaryHeap::new(),
             out: VecDeque::new(),
             pending_invites: HashMap::new(),
@@ -345,6 +426,15 @@ impl Engine {
         }
     }
 
+    /// A free RTP port, chosen at random.
+    fn take_port(&mut self) -> Option<u16> {
+        if self.free_ports.is_empty() {
+            return None;
+        }
+        let i = (self.random() % self.free_ports.len() as u64) as usize;
+        Some(self.free_ports.swap_remove(i))
+    }
+
     fn token(&mut self) -> String {
         format!("{:016x}", self.random())
     }
@@ -360,11 +450,10 @@ impl Engine {
     /// for the entry it has, which re-arms itself when it fires early, so an RTP
     /// packet that only moves the inactivity deadline costs no heap push.
     fn schedule_call(&mut self, id: CallRef) {
-        let rtp_timeout = self.cfg.rtp_timeout;
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
-        let Some(at) = call.poll_timeout(rtp_timeout, self.cfg.lookup_timeout) else {
+        let Some(at) = call.poll_timeout(&self.cfg) else {
             return;
         };
         if call.timer_at.is_none_or(|t| at < t) {
@@ -391,10 +480,19 @@ impl Engine {
                 break;
             };
             match what {
-                TimerRef::Server(key) => self.server_tx_timeout(now, key),
-                TimerRef::Client(key) => self.client_tx_timeout(now, key),
+                TimerRef::Server(key) => {
+                    self.in_progress = match self.server_tx.get(&key) {
+                        Some(ServerTx::Invite { call, .. }) => *call,
+                        _ => None,
+                    };
+                    self.server_tx_timeout(now, key)
+                }
+                TimerRef::Client(key) => {
+                    self.in_progress = self.client_tx.get(&key).and_then(|c| c.refer_for);
+                    self.client_tx_timeout(now, key)
+                }
                 TimerRef::Call(id) => {
-                    let rtp_timeout = self.cfg.rtp_timeout;
+                    self.in_progress = Some(id);
                     let Some(call) = self.calls.get_mut(&id) else {
                         continue;
                     };
@@ -403,10 +501,7 @@ impl Engine {
                         continue;
                     }
                     call.timer_at = None;
-                    if call
-                        .poll_timeout(rtp_timeout, self.cfg.lookup_timeout)
-                        .is_some_and(|d| d <= now)
-                    {
+                    if call.poll_timeout(&self.cfg).is_some_and(|d| d <= now) {
                         self.call_timeout(now, id);
                     } else {
                         self.schedule_call(id);
@@ -447,9 +542,15 @@ impl Engine {
             }
         };
         match action {
-            Some(Action::Retransmit(bytes)) => self.send_sip(transport, dest, bytes),
+            Some(Action::Retransmit(bytes)) => {
+                if self.is_limited(now, dest.ip()) {
+                    self.stats.retransmissions_suppressed += 1;
+                } else {
+                    self.send_sip(transport, dest, bytes)
+                }
+            }
             Some(Action::TimedOut(Timer::H)) => {
-                self.server_tx.remove(&key);
+                self.drop_tx(&key);
                 if let Some(id) = call {
                     // No ACK for our 2xx: end the dialog with BYE (§13.3.1.4).
                     if self
@@ -464,14 +565,14 @@ impl Engine {
                 return;
             }
             Some(Action::TimedOut(_)) | Some(Action::Terminated) => {
-                self.server_tx.remove(&key);
+                self.drop_tx(&key);
                 return;
             }
             None => {}
         }
         if let Some(ServerTx::Invite { tx, .. }) = self.server_tx.get(&key) {
             if tx.is_terminated() {
-                self.server_tx.remove(&key);
+                self.drop_tx(&key);
                 return;
             }
         }
@@ -510,6 +611,70 @@ impl Engine {
         }
     }
 
+    /// Keeps a server transaction, counted against its source's share. Past the
+    /// shard's total the answer already sent stands alone (stateless) and the
+    /// transaction is not kept; a call's own INVITE transaction is always kept
+    /// (calls are bounded by the call gate).
+    fn hold_tx(&mut self, key: TransactionKey, stx: ServerTx) -> bool {
+        if self.server_tx.contains_key(&key) {
+            self.server_tx.insert(key, stx);
+            return true;
+        }
+        let ip = stx.dest().ip();
+        if stx.belongs_to_call() {
+            self.tx_per_source.take_exempt(ip);
+        } else if self
+            .tx_per_source
+            .try_take(ip, usize::MAX, self.cfg.transactions)
+            .is_err()
+        {
+            self.stats.stateless_answers += 1;
+            return false;
+        }
+        self.server_tx.insert(key, stx);
+        true
+    }
+
+    fn drop_tx(&mut self, key: &TransactionKey) {
+        if let Some(stx) = self.server_tx.remove(key) {
+            self.tx_per_source.release(stx.dest().ip());
+            self.resent_at.remove(key);
+        }
+    }
+
+    /// Whether a source already holds its share of server transactions: its new
+    /// out-of-dialog requests are dropped (counted) until some complete.
+    fn source_full(&self, ip: IpAddr) -> bool {
+        self.tx_per_source.of(&ip) >= self.cfg.transactions_per_source
+    }
+
+    /// A retransmitted request may draw the last response again at most once
+    /// per T1/2, and never towards a source the front is rate-limiting: a
+    /// replayed request is no lever for amplification.
+    fn may_resend(&mut self, now: Instant, key: &TransactionKey, to: IpAddr) -> bool {
+        if self.is_limited(now, to) {
+            return false;
+        }
+        let min = self.cfg.timers.t1 / 2;
+        match self.resent_at.get(key) {
+            Some(t) if now.saturating_duration_since(*t) < min => false,
+            _ => {
+                self.resent_at.insert(key.clone(), now);
+                true
+            }
+        }
+    }
+
+    /// The front is rate-limiting `ip` until `until`.
+    pub fn source_limited(&mut self, now: Instant, ip: IpAddr, until: Instant) {
+        self.limited.retain(|_, t| *t > now);
+        self.limited.insert(ip, until);
+    }
+
+    fn is_limited(&self, now: Instant, ip: IpAddr) -> bool {
+        self.limited.get(&ip).is_some_and(|t| *t > now)
+    }
+
     /// The runtime bound (or failed to bind) a port asked for with `OpenMedia`.
     pub fn media_opened(&mut self, now: Instant, port: u16, ok: bool) {
         self.on_media_opened(now, port, ok);
@@ -520,14 +685,96 @@ impl Engine {
         let Some(&id) = self.by_port.get(&port) else {
             return;
         };
+        self.in_progress = Some(id);
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
         let Some(media) = call.media.as_mut() else {
             return;
         };
+        let foreign = media.packets_foreign;
         media.on_packet(now, from, data);
+        if media.packets_foreign != foreign {
+            self.stats.rtp_foreign += 1;
+        }
         self.drain_media_events(now, id);
+    }
+
+    /// Handling an input panicked (a bug: input must never panic). The runtime
+    /// caught it at the input boundary; the call that input was for is torn
+    /// down here without trusting its state (no flow, no record beyond the
+    /// ending), so that only that call ends. Returns the call, if there was one.
+    pub fn recover_from_panic(&mut self, now: Instant) -> Option<CallRef> {
+        self.stats.panics += 1;
+        let id = self.in_progress.take()?;
+        let call = self.calls.remove(&id)?;
+        self.release_slot(call.media_slot);
+        let pending = self.pending_invites.remove(&id);
+        self.by_call_id.remove(&call.dialog.call_id);
+        if call.port != 0 {
+            self.by_port.remove(&call.port);
+            self.out.push_back(Output::CloseMedia { port: call.port });
+            self.free_ports.push(call.port);
+        }
+        self.gate.release(call.dialog.peer.ip());
+        self.stats.calls_ended += 1;
+        // Tell the caller: BYE when the dialog is up, 500 to a pending INVITE.
+        let mut call = call;
+        if matches!(
+            call.state,
+            call::CallState::Answered | call::CallState::Confirmed
+        ) {
+            self.send_in_dialog(
+                now,
+                &mut call,
+                crate::sip::message::Method::Bye,
+                vec![],
+                None,
+            );
+        } else if let Some(req) = pending {
+            let key = call.invite_key.clone();
+            let r = crate::sip::make_response(
+                &req,
+                500,
+                Some(&call.dialog.local_tag),
+                call.dialog.peer,
+            );
+            if let Some(ServerTx::Invite {
+                tx,
+                call: owner,
+                transport,
+                dest,
+            }) = self.server_tx.get_mut(&key)
+            {
+                *owner = None;
+                let (t, d) = (*transport, *dest);
+                let sent = tx.send_response(now, 500, r.to_bytes());
+                let next = tx.poll_timeout();
+                if let Some(b) = sent {
+                    self.send_sip(t, d, b);
+                }
+                self.schedule(next, TimerRef::Server(key));
+            }
+        }
+        call.span
+            .in_scope(|| tracing::error!("call ended after an internal error"));
+        Some(id)
+    }
+
+    /// Test builds: the configured number's calls panic here (see
+    /// `EngineConfig::panic_on_dialled`).
+    fn injected_fault(&self, id: CallRef) {
+        let Some(number) = self.cfg.panic_on_dialled.as_deref() else {
+            return;
+        };
+        if let Some(call) = self.calls.get(&id) {
+            if call.dialled == number {
+                panic!(
+                    "injected fault in call from {} to {number}\nsecond line",
+                    call.caller
+                );
+            }
+        }
     }
 
     /// While set, new calls get 503 with Retry-After (the runtime sets it when

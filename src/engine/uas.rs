@@ -8,6 +8,7 @@ use crate::flow::interp::Lookup;
 use crate::media::session::{MediaSession, MediaTransport};
 use crate::sip::header::{NameAddr, Uri};
 use crate::sip::message::{HeaderName, Message, Method, Request, Response};
+use crate::sip::multipart::{self, MultipartError};
 use crate::sip::parse::{parse_message, Malformed};
 use crate::sip::sdp::{self, Direction, Negotiated, SessionDescription};
 use crate::sip::transaction::{ServerInvite, ServerNonInvite};
@@ -45,6 +46,11 @@ impl Engine {
         local: SocketAddr,
         data: &[u8],
     ) {
+        // The call this input is for, should handling it panic (see
+        // `recover_from_panic`); a new call sets it once it exists.
+        self.in_progress = crate::sip::parse::peek_call_id(data)
+            .and_then(|id| std::str::from_utf8(id).ok())
+            .and_then(|id| self.by_call_id.get(id).copied());
         match parse_message(data, transport.is_reliable()) {
             Ok(Message::Request(req)) => {
                 self.stats.requests += 1;
@@ -105,8 +111,23 @@ impl Engine {
                 ServerTx::NonInvite { tx, .. } => tx.on_request_retransmit(),
             };
             if let Some(b) = resend {
-                self.send_sip(transport, dest, b);
+                if self.may_resend(now, &key, dest.ip()) {
+                    self.send_sip(transport, dest, b);
+                } else {
+                    self.stats.retransmissions_suppressed += 1;
+                }
             }
+            return;
+        }
+        // A source that holds its share of transactions opens no more (a
+        // request inside a dialog still reaches its call).
+        let in_dialog = req
+            .headers
+            .get(&HeaderName::To)
+            .and_then(|t| NameAddr::parse(t).ok())
+            .is_some_and(|n| n.tag().is_some());
+        if !in_dialog && self.source_full(dest.ip()) {
+            self.stats.dropped_source_transactions += 1;
             return;
         }
         // No extension is supported: any Require gets 420 (§8.2.2.3).
@@ -172,7 +193,7 @@ impl Engine {
             self.send_sip(transport, dest, b);
         }
         let next = tx.poll_timeout();
-        self.server_tx.insert(
+        self.hold_tx(
             key.clone(),
             ServerTx::Invite {
                 tx,
@@ -197,7 +218,7 @@ impl Engine {
             self.send_sip(transport, dest, b);
         }
         let next = tx.poll_timeout();
-        self.server_tx.insert(
+        self.hold_tx(
             key.clone(),
             ServerTx::NonInvite {
                 tx,
@@ -238,8 +259,17 @@ impl Engine {
             req.body.clone()
         } else if ct == "multipart/mixed" {
             match sdp_part(req) {
-                Some(b) => b,
-                None => return Err((415, vec![(HeaderName::Accept, "application/sdp".into())])),
+                Ok(Some(b)) => b,
+                Ok(None) => {
+                    return Err((415, vec![(HeaderName::Accept, "application/sdp".into())]))
+                }
+                Err(e) => {
+                    let warning = format!("399 vaxel \"{e}\"");
+                    return Err((
+                        e.status(),
+                        vec![(HeaderName::Other("Warning".into()), warning)],
+                    ));
+                }
             }
         } else {
             return Err((415, vec![(HeaderName::Accept, "application/sdp".into())]));
@@ -284,6 +314,25 @@ impl Engine {
         if self.by_call_id.contains_key(&call_id) {
             return refuse(self, tx, 482, vec![]);
         }
+        // Who may call (DESIGN §6): with trunks configured, only their addresses
+        // (and only the numbers a trunk lists, when it lists any).
+        let ruri = Uri::parse(&req.uri).ok();
+        let dialled = ruri
+            .as_ref()
+            .and_then(|u| u.user.clone())
+            .unwrap_or_default();
+        let trunk = self.cfg.trunks.iter().find(|t| t.contains(source.ip()));
+        if let Some(t) = trunk {
+            if !t.numbers.is_empty() && !t.numbers.iter().any(|n| *n == dialled) {
+                self.stats.calls_no_flow += 1;
+                return refuse(self, tx, 404, vec![]);
+            }
+        } else if !self.cfg.trunks.is_empty() && !self.cfg.allow_any_caller {
+            self.stats.calls_refused_untrusted += 1;
+            tracing::debug!(%source, "INVITE from an address that is no trunk: 403");
+            return refuse(self, tx, 403, vec![]);
+        }
+        let trusted = trunk.is_some();
         let offer = match self.screen_invite(&req) {
             Ok(o) => o,
             Err((status, extra)) => return refuse(self, tx, status, extra),
@@ -292,12 +341,27 @@ impl Engine {
             self.stats.calls_refused_overload += 1;
             return refuse(self, tx, 503, vec![(HeaderName::RetryAfter, "2".into())]);
         }
-        if self.draining || !self.gate.try_acquire() {
+        if self.draining {
             self.stats.calls_refused_busy += 1;
             return refuse(self, tx, 503, vec![(HeaderName::RetryAfter, "5".into())]);
         }
-        let Some(port) = self.free_ports.pop_front() else {
-            self.gate.release();
+        match self
+            .gate
+            .try_acquire(source.ip(), trusted, self.cfg.calls_per_source)
+        {
+            Ok(()) => {}
+            Err(super::GateRefused::Total) => {
+                self.stats.calls_refused_busy += 1;
+                return refuse(self, tx, 503, vec![(HeaderName::RetryAfter, "5".into())]);
+            }
+            Err(super::GateRefused::Source) => {
+                self.stats.calls_refused_source += 1;
+                tracing::debug!(%source, "source holds its share of calls: 486");
+                return refuse(self, tx, 486, vec![(HeaderName::RetryAfter, "30".into())]);
+            }
+        }
+        let Some(port) = self.take_port() else {
+            self.gate.release(source.ip());
             self.stats.calls_refused_busy += 1;
             return refuse(self, tx, 503, vec![(HeaderName::RetryAfter, "5".into())]);
         };
@@ -312,11 +376,6 @@ impl Engine {
             .ok()
             .and_then(|n| Uri::parse(&n.uri).ok())
             .and_then(|u| u.user)
-            .unwrap_or_default();
-        let ruri = Uri::parse(&req.uri).ok();
-        let dialled = ruri
-            .as_ref()
-            .and_then(|u| u.user.clone())
             .unwrap_or_default();
         let remote_target = req
             .headers
@@ -339,8 +398,8 @@ impl Engine {
         let local_ip = self.local_ip(local, ruri.as_ref(), source);
         let flows = self.flows.clone();
         let Some(flow) = flows.flow_for(&dialled).cloned() else {
-            self.gate.release();
-            self.free_ports.push_front(port);
+            self.gate.release(source.ip());
+            self.free_ports.push(port);
             self.stats.calls_no_flow += 1;
             return refuse(self, tx, 404, vec![]);
         };
@@ -373,6 +432,7 @@ impl Engine {
             invite_key: key.clone(),
             offer,
             local_ip,
+            trusted,
             port,
             port_attempts: 1,
             media: None,
@@ -403,7 +463,7 @@ impl Engine {
             span,
         };
         tx.send_response(now, 100, make_response(&req, 100, None, source).to_bytes());
-        self.server_tx.insert(
+        self.hold_tx(
             key.clone(),
             ServerTx::Invite {
                 tx,
@@ -414,6 +474,7 @@ impl Engine {
         );
         self.pending_invites.insert(id, req);
         self.calls.insert(id, call);
+        self.in_progress = Some(id);
         self.by_call_id.insert(call_id, id);
         self.by_port.insert(port, id);
         self.stats.calls_started += 1;
@@ -455,9 +516,12 @@ impl Engine {
             return;
         };
         if !ok {
-            // The port is taken by someone else: never offer it again; try another.
+            // Taken by another program, or no descriptor left: the port goes
+            // back to the pool either way (a refused call never loses a port),
+            // and the call tries another.
             self.by_port.remove(&port);
-            let next = self.free_ports.pop_front();
+            self.free_ports.push(port);
+            let next = self.take_port();
             let Some(call) = self.calls.get_mut(&id) else {
                 return;
             };
@@ -470,7 +534,7 @@ impl Engine {
                 }
                 other => {
                     if let Some(p) = other {
-                        self.free_ports.push_back(p);
+                        self.free_ports.push(p);
                     }
                     call.port = 0;
                     tracing::error!(call = %id, "no RTP port could be bound");
@@ -589,10 +653,12 @@ impl Engine {
             let call = self.calls.get_mut(&id).expect("call exists");
             let neg = call.offer.as_ref().expect("checked");
             call.media_slot = Some(slot);
+            let guard = call.media_guard(neg);
             call.media = Some(MediaSession::new(
                 start,
                 MediaTransport::Udp { port: call.port },
                 neg,
+                guard,
                 ssrc,
                 seq,
                 ts,
@@ -670,7 +736,7 @@ impl Engine {
         if let Some(ServerTx::Invite { tx, .. }) = self.server_tx.get_mut(&key) {
             tx.on_ack(now);
             if tx.is_terminated() {
-                self.server_tx.remove(&key);
+                self.drop_tx(&key);
             }
         }
         let call = self.calls.get_mut(&id).expect("call exists");
@@ -687,10 +753,12 @@ impl Engine {
                     let (start, slot) = self.media_start(now);
                     let call = self.calls.get_mut(&id).expect("call exists");
                     call.media_slot = Some(slot);
+                    let guard = call.media_guard(&neg);
                     call.media = Some(MediaSession::new(
                         start,
                         MediaTransport::Udp { port: call.port },
                         &neg,
+                        guard,
                         ssrc,
                         seq,
                         ts,
@@ -724,7 +792,9 @@ impl Engine {
         };
         if let Some(ServerTx::NonInvite { tx, .. }) = self.server_tx.get(&cancel_key) {
             if let Some(b) = tx.on_request_retransmit() {
-                self.send_sip(transport, dest, b);
+                if self.may_resend(now, &cancel_key, dest.ip()) {
+                    self.send_sip(transport, dest, b);
+                }
             }
             return;
         }
@@ -848,35 +918,12 @@ fn is_ack(h: &crate::sip::message::Headers) -> bool {
         .is_some_and(|m| m == "ACK")
 }
 
-/// The SDP part of a multipart/mixed body (RFC 2046 §5.1), if any.
-fn sdp_part(req: &Request) -> Option<Vec<u8>> {
-    let ct = req.headers.get(&HeaderName::ContentType)?;
-    let boundary = ct.split(';').find_map(|p| {
-        let (k, v) = p.split_once('=')?;
-        k.trim()
-            .eq_ignore_ascii_case("boundary")
-            .then(|| v.trim().trim_matches('"').to_string())
-    })?;
-    let delim = format!("--{boundary}");
-    let body = &req.body;
-    let text_positions: Vec<usize> = body
-        .windows(delim.len())
-        .enumerate()
-        .filter(|(_, w)| *w == delim.as_bytes())
-        .map(|(i, _)| i)
-        .collect();
-    for pair in text_positions.windows(2) {
-        let part = &body[pair[0] + delim.len()..pair[1]];
-        let split = part.windows(4).position(|w| w == b"\r\n\r\n")?;
-        let head = String::from_utf8_lossy(&part[..split]).to_ascii_lowercase();
-        if head.contains("content-type: application/sdp") {
-            let mut content = part[split + 4..].to_vec();
-            while content.ends_with(b"\r\n") {
-                content.truncate(content.len() - 2);
-            }
-            content.extend_from_slice(b"\r\n");
-            return Some(content);
-        }
-    }
-    None
+/// The SDP part of a multipart/mixed body (RFC 2046 §5.1, RFC 5621), if any.
+fn sdp_part(req: &Request) -> Result<Option<Vec<u8>>, MultipartError> {
+    let ct = req.headers.get(&HeaderName::ContentType).unwrap_or("");
+    let boundary = multipart::boundary(ct)?;
+    Ok(multipart::parts(&req.body, boundary)?
+        .into_iter()
+        .find(|p| p.content_type() == "application/sdp")
+        .map(|p| p.content.to_vec()))
 }

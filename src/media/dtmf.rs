@@ -2,6 +2,8 @@
 //! (`application/dtmf-relay`, `application/dtmf`), and in-band tones (see
 //! [`super::goertzel`]). Pure: packets in, at most one digit per key press out.
 
+#![deny(clippy::indexing_slicing, clippy::arithmetic_side_effects)]
+
 /// A DTMF key.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Digit(pub char);
@@ -37,14 +39,14 @@ pub struct TelephoneEvent {
 
 impl TelephoneEvent {
     pub fn parse(payload: &[u8]) -> Option<TelephoneEvent> {
-        if payload.len() < 4 {
+        let [event, flags, d0, d1, ..] = *payload else {
             return None;
-        }
+        };
         Some(TelephoneEvent {
-            event: payload[0],
-            end: payload[1] & 0x80 != 0,
-            volume: payload[1] & 0x3F,
-            duration: u16::from_be_bytes([payload[2], payload[3]]),
+            event,
+            end: flags & 0x80 != 0,
+            volume: flags & 0x3F,
+            duration: u16::from_be_bytes([d0, d1]),
         })
     }
 
@@ -80,8 +82,14 @@ impl EventReceiver {
         if self.recent.contains(&Some(key)) {
             return None;
         }
-        self.recent[self.next] = Some(key);
-        self.next = (self.next + 1) % self.recent.len();
+        if let Some(slot) = self.recent.get_mut(self.next) {
+            *slot = Some(key);
+        }
+        self.next = self
+            .next
+            .wrapping_add(1)
+            .checked_rem(self.recent.len())
+            .unwrap_or(0);
         Some(digit)
     }
 }
@@ -121,6 +129,7 @@ fn parse_key(v: &str) -> Option<Digit> {
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing, clippy::arithmetic_side_effects)]
 mod tests {
     use super::*;
 

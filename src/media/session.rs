@@ -17,7 +17,7 @@ use super::goertzel::ToneDetector;
 use super::player::Player;
 use super::prompt::{Prompt, FRAME_SAMPLES};
 use crate::sip::sdp::{Direction, Negotiated};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -25,8 +25,35 @@ pub const PTIME: Duration = Duration::from_millis(20);
 /// How far behind schedule the sender may fall before it skips instead of
 /// bursting (a burst would only arrive as jitter).
 const MAX_CATCH_UP: u32 = 3;
-/// A latched source is given up for a new one only after this much silence.
+/// A latched source may move to another port of the same IP (a NAT rebinding)
+/// only after this much silence from it.
 const RELATCH_AFTER: Duration = Duration::from_secs(2);
+
+/// Who may feed and receive a leg's media (DESIGN §6): RTP is taken only from
+/// the listed IPs (the signalling source's and the SDP connection address), the
+/// leg latches to the first such source and never moves to another IP; media
+/// goes to the SDP address before that only when it is trusted (a configured
+/// trunk, or the signalling source's own IP), so a forged SDP cannot aim a
+/// prompt stream at a third party.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MediaGuard {
+    pub allowed: Vec<IpAddr>,
+    pub send_before_latch: bool,
+}
+
+impl MediaGuard {
+    /// Anyone may send, media goes to the SDP address at once (unit tests).
+    pub fn open() -> MediaGuard {
+        MediaGuard {
+            allowed: Vec::new(),
+            send_before_latch: true,
+        }
+    }
+
+    fn admits(&self, ip: IpAddr) -> bool {
+        self.allowed.is_empty() || self.allowed.contains(&crate::config::canonical(ip))
+    }
+}
 
 /// How the leg's packets travel. Only plain RTP on a UDP port exists today.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -47,6 +74,9 @@ pub struct MediaSession {
     pub transport: MediaTransport,
     remote: SocketAddr,
     latched: bool,
+    guard: MediaGuard,
+    /// Packets from a source the guard refused, dropped.
+    pub packets_foreign: u64,
     codec: Codec,
     payload_type: u8,
     dtmf_pt: Option<u8>,
@@ -74,6 +104,7 @@ impl MediaSession {
         now: Instant,
         transport: MediaTransport,
         neg: &Negotiated,
+        guard: MediaGuard,
         ssrc: u32,
         seq: u16,
         timestamp: u32,
@@ -82,6 +113,8 @@ impl MediaSession {
             transport,
             remote: neg.remote,
             latched: false,
+            guard,
+            packets_foreign: 0,
             codec: neg.codec,
             payload_type: neg.payload_type,
             dtmf_pt: neg.dtmf_payload_type,
@@ -107,9 +140,13 @@ impl MediaSession {
     /// A new offer/answer (re-INVITE): hold, resume, new address or codec.
     pub fn update(&mut self, now: Instant, neg: &Negotiated) {
         let resumed = !self.direction.sends() && neg.direction.sends();
-        if neg.remote != self.remote && !neg.remote.ip().is_unspecified() {
+        // A new address in a re-INVITE counts only where the guard allows it:
+        // a latched leg never moves to another IP.
+        if neg.remote != self.remote
+            && !neg.remote.ip().is_unspecified()
+            && (!self.latched || neg.remote.ip() == self.remote.ip())
+        {
             self.remote = neg.remote;
-            self.latched = false;
         }
         self.codec = neg.codec;
         self.payload_type = neg.payload_type;
@@ -136,6 +173,23 @@ impl MediaSession {
 
     pub fn last_rx(&self) -> Instant {
         self.last_rx
+    }
+
+    /// When the caller's silence ends the call: `first` after the start (or a
+    /// re-INVITE) while no packet has come at all, `timeout` after the last
+    /// packet afterwards; never while the caller is not meant to send.
+    pub fn silence_deadline(&self, timeout: Duration, first: Duration) -> Option<Instant> {
+        if !self.direction.receives() {
+            return None;
+        }
+        Some(
+            self.last_rx
+                + if self.packets_received == 0 {
+                    first
+                } else {
+                    timeout
+                },
+        )
     }
 
     /// Replaces what is playing (barge-in semantics are the caller's choice).
@@ -182,8 +236,13 @@ impl MediaSession {
 
     /// An RTP (or stray RTCP) packet arrived on the leg's port.
     pub fn on_packet(&mut self, now: Instant, from: SocketAddr, data: &[u8]) {
+        // Nobody but the caller feeds the call: not audio, not digits.
+        if !self.guard.admits(from.ip()) || (self.latched && from.ip() != self.remote.ip()) {
+            self.packets_foreign += 1;
+            return;
+        }
         // RTCP multiplexed on the RTP port: PT 200–204 in the second octet.
-        if data.len() >= 2 && (200..=204).contains(&data[1]) {
+        if data.get(1).is_some_and(|pt| (200..=204).contains(pt)) {
             return;
         }
         let Ok(rtp) = rtp_rs::RtpReader::new(data) else {
@@ -246,6 +305,13 @@ impl MediaSession {
         }
         let silence = [self.codec.silence(); FRAME_SAMPLES];
         let payload = frame.unwrap_or(&silence);
+        // Not yet known to be the caller's own address: keep time, send nothing.
+        if !self.latched && !self.guard.send_before_latch {
+            self.seq = self.seq.wrapping_add(1);
+            self.timestamp = self.timestamp.wrapping_add(FRAME_SAMPLES as u32);
+            self.next_send += PTIME;
+            return None;
+        }
         let builder = rtp_rs::RtpPacketBuilder::new()
             .payload_type(self.payload_type)
             .ssrc(self.ssrc)
@@ -274,7 +340,15 @@ mod tests {
     fn session(now: Instant, pts: &str) -> MediaSession {
         let sdp = format!("v=0\r\nc=IN IP4 10.0.0.5\r\nm=audio 40000 RTP/AVP {pts}\r\na=rtpmap:101 telephone-event/8000\r\n");
         let neg = negotiate(&SessionDescription::parse(sdp.as_bytes()).unwrap()).unwrap();
-        MediaSession::new(now, MediaTransport::Udp { port: 20000 }, &neg, 1, 1, 1)
+        MediaSession::new(
+            now,
+            MediaTransport::Udp { port: 20000 },
+            &neg,
+            MediaGuard::open(),
+            1,
+            1,
+            1,
+        )
     }
 
     fn rtp(pt: u8, payload: &[u8]) -> Vec<u8> {

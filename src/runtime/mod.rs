@@ -62,6 +62,11 @@ pub(crate) enum ShardInput {
         /// When the front received it: the shard's queueing delay tells overload.
         received: std::time::Instant,
     },
+    /// The front is rate-limiting this source: send it no retransmissions.
+    SourceLimited {
+        ip: std::net::IpAddr,
+        until: std::time::Instant,
+    },
     Drain,
 }
 
@@ -148,7 +153,10 @@ pub fn serve(cfg: Config) -> Result<(), RuntimeError> {
     let (lo, hi) = cfg
         .rtp_range()
         .map_err(|e| std::io::Error::other(e.to_string()))?;
+    install_panic_hook(cfg.log.show_numbers);
     let gate = Arc::new(CallGate::new(cfg.sip.max_calls));
+    let trunks = Arc::new(cfg.trunks());
+    crate::sip::set_server_header(&cfg.sip.server_header);
     let writers: TcpWriters = Arc::default();
     let stop = Arc::new(AtomicBool::new(false));
     let seed = std::time::SystemTime::now()
@@ -168,6 +176,14 @@ pub fn serve(cfg: Config) -> Result<(), RuntimeError> {
             timers: cfg.timers(),
             rtp_ports: ports,
             rtp_timeout: Duration::from_secs(cfg.rtp.timeout_s),
+            first_rtp_timeout: Duration::from_secs(cfg.rtp.first_timeout_s),
+            max_call: Duration::from_secs(cfg.limits.max_call_s),
+            trunks: trunks.clone(),
+            allow_any_caller: cfg.sip.allow_any_caller,
+            calls_per_source: cfg.limits.calls_per_source,
+            transactions_per_source: cfg.limits.transactions_per_source,
+            transactions: cfg.limits.transactions.div_ceil(shards),
+            panic_on_dialled: panic_on_dialled(),
             answer_after: Duration::from_millis(cfg.sip.answer_after_ms),
             advertise_ip: cfg.sip.advertise,
             lookup_timeout: Duration::from_millis(cfg.data.lookup_timeout_ms),
@@ -195,10 +211,24 @@ pub fn serve(cfg: Config) -> Result<(), RuntimeError> {
             rtp_ip: listen.ip(),
             drain_timeout: Duration::from_secs(cfg.engine.drain_timeout_s),
         };
+        let stopping = stop.clone();
         handles.push(
             std::thread::Builder::new()
                 .name(format!("vaxel-shard-{i}"))
-                .spawn(move || shard::run(ctx, rx))?,
+                .spawn(move || {
+                    // A shard that ends before the engine stops leaves its
+                    // calls unanswered for good: never live on like that.
+                    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        shard::run(ctx, rx)
+                    }));
+                    if r.is_err() || !stopping.load(Ordering::Relaxed) {
+                        tracing::error!(
+                            shard = i,
+                            "shard thread died: exiting so that the service manager restarts vaxel"
+                        );
+                        std::process::exit(70);
+                    }
+                })?,
         );
     }
 
@@ -216,6 +246,66 @@ pub fn serve(cfg: Config) -> Result<(), RuntimeError> {
     tracing::info!(calls_left = gate.active(), "stopped");
     debug_assert!(stop.load(Ordering::Relaxed));
     Ok(())
+}
+
+/// Panics are logged as one error line: the first line of the message, with
+/// numbers redacted (a message may quote a caller's number), and where.
+fn install_panic_hook(show_numbers: bool) {
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info.payload();
+        let msg = payload
+            .downcast_ref::<&str>()
+            .copied()
+            .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+            .unwrap_or("(no message)");
+        let first = msg.lines().next().unwrap_or("");
+        let first = if show_numbers {
+            first.to_string()
+        } else {
+            redact_digits(first)
+        };
+        let at = info
+            .location()
+            .map(|l| format!("{}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        let thread = std::thread::current().name().unwrap_or("?").to_string();
+        tracing::error!(%thread, %at, "panic: {first}");
+    }));
+}
+
+/// Hides all but the last two digits of every run of three or more digits.
+pub(crate) fn redact_digits(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let chars: Vec<char> = s.chars().collect();
+    let mut i = 0;
+    while i < chars.len() {
+        let start = i;
+        while i < chars.len() && chars[i].is_ascii_digit() {
+            i += 1;
+        }
+        let run = i - start;
+        if run >= 3 {
+            out.extend(std::iter::repeat_n('*', run - 2));
+            out.extend(&chars[i - 2..i]);
+        } else {
+            out.extend(&chars[start..i]);
+        }
+        if i < chars.len() {
+            out.push(chars[i]);
+            i += 1;
+        }
+    }
+    out
+}
+
+/// Test builds (debug assertions on) read `VAXEL_TEST_PANIC_DIALLED`: a call to
+/// that number panics when it gets an INFO. Release builds never do.
+fn panic_on_dialled() -> Option<String> {
+    if cfg!(debug_assertions) {
+        std::env::var("VAXEL_TEST_PANIC_DIALLED").ok()
+    } else {
+        None
+    }
 }
 
 /// Every call holds an RTP socket: lift the soft open-file limit to the hard one

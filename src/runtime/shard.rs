@@ -123,7 +123,7 @@ async fn drive(ctx: ShardContext, mut inbox: mpsc::Receiver<ShardInput>) {
                     s.engine.set_wall_clock(now, jiff::Timestamp::now());
                     s.wall_set = now;
                 }
-                s.engine.handle_timeout(now);
+                guarded(&mut s.engine, now, |e| e.handle_timeout(now));
                 flush(&mut s, &shared);
             }
             Ok(()) = flows.changed() => {
@@ -149,16 +149,22 @@ async fn drive(ctx: ShardContext, mut inbox: mpsc::Receiver<ShardInput>) {
                                         }
                                         s.engine.set_overloaded(late);
                                     }
-                                    s.engine.handle_sip(now, transport, source, local, &data);
+                                    guarded(&mut s.engine, now, |e| e.handle_sip(now, transport, source, local, &data));
                                 }
                                 ShardInput::Drain => {
                                     s.engine.set_draining();
                                     drain_until = Some(now + ctx.drain_timeout);
                                 }
+                                ShardInput::SourceLimited { ip, until } => {
+                                    s.engine.source_limited(now, ip, until);
+                                }
                             }
                             next = inbox.try_recv().ok();
                         }
                         flush(&mut s, &shared);
+                    }
+                    Some(ShardInput::SourceLimited { ip, until }) => {
+                        shared.shard.borrow_mut().engine.source_limited(Instant::now(), ip, until);
                     }
                     Some(ShardInput::Drain) => {
                         shared.shard.borrow_mut().engine.set_draining();
@@ -187,6 +193,29 @@ async fn drive(ctx: ShardContext, mut inbox: mpsc::Receiver<ShardInput>) {
     inbox.close();
     let s = shared.shard.borrow();
     tracing::info!(shard = ctx.index, stats = ?s.engine.stats, send_errors = s.send_errors, "shard stopped");
+}
+
+/// The per-input boundary (DESIGN §6): a panic while handling one input ends
+/// the call that input was for, not the shard. The panic hook has logged it.
+/// Should tearing that call down panic too, the engine's state cannot be
+/// trusted: the process exits non-zero so the service manager restarts it.
+fn guarded(engine: &mut Engine, now: Instant, f: impl FnOnce(&mut Engine)) {
+    use std::panic::{catch_unwind, AssertUnwindSafe};
+    if catch_unwind(AssertUnwindSafe(|| f(engine))).is_ok() {
+        return;
+    }
+    match catch_unwind(AssertUnwindSafe(|| engine.recover_from_panic(now))) {
+        Ok(Some(call)) => {
+            tracing::error!(%call, "input panicked: that call was ended, the shard goes on")
+        }
+        Ok(None) => tracing::error!("input panicked: it belonged to no call; the shard goes on"),
+        Err(_) => {
+            tracing::error!(
+                "recovering from a panic panicked: exiting so that the service restarts"
+            );
+            std::process::exit(70);
+        }
+    }
 }
 
 fn flush(s: &mut Shard, shared: &Rc<Shared>) {
@@ -236,7 +265,8 @@ fn flush(s: &mut Shard, shared: &Rc<Shared>) {
                         false
                     }
                 };
-                s.engine.media_opened(Instant::now(), port, ok);
+                let now = Instant::now();
+                guarded(&mut s.engine, now, |e| e.media_opened(now, port, ok));
             }
             Output::CloseMedia { port } => {
                 if let Some((_, task)) = s.media.remove(&port) {
@@ -249,7 +279,8 @@ fn flush(s: &mut Shard, shared: &Rc<Shared>) {
                 tokio::task::spawn_local(async move {
                     let r = store.lookup(number).await;
                     let mut s = shared.shard.borrow_mut();
-                    s.engine.lookup_finished(Instant::now(), call, r);
+                    let now = Instant::now();
+                    guarded(&mut s.engine, now, |e| e.lookup_finished(now, call, r));
                     flush(&mut s, &shared);
                     drop(s);
                     shared.notify.notify_one();
@@ -267,7 +298,8 @@ fn flush(s: &mut Shard, shared: &Rc<Shared>) {
                 tokio::task::spawn_local(async move {
                     let reply = post_webhook(&http, &url, body, timeout).await;
                     let mut s = shared.shard.borrow_mut();
-                    s.engine.webhook_finished(Instant::now(), call, reply);
+                    let now = Instant::now();
+                    guarded(&mut s.engine, now, |e| e.webhook_finished(now, call, reply));
                     flush(&mut s, &shared);
                     drop(s);
                     shared.notify.notify_one();
@@ -353,7 +385,9 @@ async fn rtp_receive(sock: Rc<RtpSocket>, port: u16, shared: Rc<Shared>) {
             continue;
         };
         let mut s = shared.shard.borrow_mut();
-        s.engine.handle_rtp(Instant::now(), port, from, &buf[..n]);
+        let now = Instant::now();
+        let data = buf.get(..n).unwrap_or_default();
+        guarded(&mut s.engine, now, |e| e.handle_rtp(now, port, from, data));
         flush(&mut s, &shared);
         let next = s.engine.poll_timeout();
         drop(s);

@@ -3,6 +3,8 @@
 //! CSeq (§20.16). Pure parsing; every function returns an error instead of
 //! panicking on any input.
 
+#![deny(clippy::indexing_slicing, clippy::arithmetic_side_effects)]
+
 use super::parse::ParseError;
 
 pub type Params = Vec<(String, Option<String>)>;
@@ -120,7 +122,7 @@ impl Uri {
         }
         let (scheme, rest) = s.split_once(':').ok_or(bad.clone())?;
         if scheme.is_empty()
-            || !scheme.as_bytes()[0].is_ascii_alphabetic()
+            || !scheme.starts_with(|c: char| c.is_ascii_alphabetic())
             || !scheme
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b))
@@ -137,7 +139,7 @@ impl Uri {
             Scheme::Sip | Scheme::Sips => {
                 // userinfo may itself hold ';', '?' and '/': it ends at the last '@'.
                 let (user, hostpart) = match rest.rfind('@') {
-                    Some(i) => (Some(&rest[..i]), &rest[i + 1..]),
+                    Some(i) => (rest.get(..i), rest.get(i.saturating_add(1)..).unwrap_or("")),
                     None => (None, rest),
                 };
                 if let Some(u) = user {
@@ -219,7 +221,7 @@ impl NameAddr {
                 }
             }
             let end = end.ok_or(ParseError::UnterminatedQuote)?;
-            let after = rest[end + 1..].trim_start();
+            let after = rest.get(end.saturating_add(1)..).unwrap_or("").trim_start();
             if !after.starts_with('<') {
                 return Err(bad);
             }
@@ -310,16 +312,23 @@ impl Via {
         let rest = rest[end..].trim_start();
         // The version is checked on the request line (505); any token is kept here
         // so that a request of another version can still be answered.
-        if !parts[0].eq_ignore_ascii_case("SIP") || !is_token(parts[1]) || !is_token(parts[2]) {
+        let [protocol, version, transport] = parts[..] else {
+            return Err(bad);
+        };
+        if !protocol.eq_ignore_ascii_case("SIP") || !is_token(version) || !is_token(transport) {
             return Err(bad);
         }
         let (sent_by, params) = match rest.split_once(';') {
             Some((s, p)) => (s.trim(), parse_params(p).map_err(|_| bad.clone())?),
             None => (rest.trim(), Vec::new()),
         };
-        let (host, port) = parse_hostport(sent_by).map_err(|_| bad)?;
+        let (host, port) = parse_hostport(sent_by).map_err(|_| bad.clone())?;
+        // Port 0 is no port: a response could never reach it.
+        if port == Some(0) {
+            return Err(bad);
+        }
         Ok(Via {
-            transport: parts[2].to_ascii_uppercase(),
+            transport: transport.to_ascii_uppercase(),
             host,
             port,
             params,
@@ -358,6 +367,7 @@ impl CSeq {
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing, clippy::arithmetic_side_effects)]
 mod tests {
     use super::*;
 

@@ -5,6 +5,8 @@
 //! content. Structured views (Via, name-addr, CSeq) are parsed on demand by
 //! [`super::header`]. This module never does I/O.
 
+#![deny(clippy::indexing_slicing, clippy::arithmetic_side_effects)]
+
 use std::fmt::{self, Write as _};
 
 /// A SIP method (RFC 3261 §7.1 and extensions). Unknown methods keep their token.
@@ -106,8 +108,8 @@ pub enum HeaderName {
 impl HeaderName {
     /// Parses a header name case-insensitively, expanding compact forms (§7.3.3).
     pub fn parse(name: &str) -> HeaderName {
-        if name.len() == 1 {
-            match name.as_bytes()[0].to_ascii_lowercase() {
+        if let [c] = name.as_bytes() {
+            match c.to_ascii_lowercase() {
                 b'v' => return HeaderName::Via,
                 b'f' => return HeaderName::From,
                 b't' => return HeaderName::To,
@@ -260,7 +262,7 @@ pub fn split_list(value: &str) -> impl Iterator<Item = &str> {
             b'>' if !in_quote => in_angle = false,
             b',' if !in_quote && !in_angle => {
                 parts.push(value[start..i].trim());
-                start = i + 1;
+                start = i.saturating_add(1);
             }
             _ => {}
         }
@@ -346,7 +348,7 @@ fn write_headers(out: &mut String, headers: &Headers, body: &[u8]) {
 
 impl Request {
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut s = String::with_capacity(512 + self.body.len());
+        let mut s = String::with_capacity(self.body.len().saturating_add(512));
         let _ = write!(s, "{} {} SIP/2.0\r\n", self.method, self.uri);
         write_headers(&mut s, &self.headers, &self.body);
         let mut out = s.into_bytes();
@@ -357,7 +359,7 @@ impl Request {
 
 impl Response {
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut s = String::with_capacity(512 + self.body.len());
+        let mut s = String::with_capacity(self.body.len().saturating_add(512));
         let _ = write!(s, "SIP/2.0 {} {}\r\n", self.status, self.reason);
         write_headers(&mut s, &self.headers, &self.body);
         let mut out = s.into_bytes();

@@ -5,6 +5,7 @@
 
 pub mod header;
 pub mod message;
+pub mod multipart;
 pub mod parse;
 pub mod sdp;
 pub mod transaction;
@@ -198,10 +199,10 @@ pub fn make_response_from_headers(
             headers.push(name, v);
         }
     }
-    headers.push(
-        HeaderName::Server,
-        concat!("vaxel/", env!("CARGO_PKG_VERSION")),
-    );
+    let server = server_header();
+    if !server.is_empty() {
+        headers.push(HeaderName::Server, server);
+    }
     Response {
         status,
         reason: reason_phrase(status).to_string(),
@@ -211,12 +212,26 @@ pub fn make_response_from_headers(
 }
 
 /// Whether a raw header section carries what a stateless response needs: a
-/// top Via to send it along (the other headers are copied when present, so that
-/// a request missing Call-ID or From still learns why it was refused).
+/// top Via to copy (the other headers are copied when present, so that a
+/// request missing Call-ID or From still learns why it was refused). A Via that
+/// does not parse (RFC 4475 `badinv01`, port 0) is copied as it came and the
+/// answer goes to the packet's source, as [`response_destination`] does.
 pub fn can_answer(h: &Headers) -> bool {
-    h.list(&HeaderName::Via)
-        .next()
-        .is_some_and(|v| Via::parse(v).is_ok())
+    h.list(&HeaderName::Via).next().is_some()
+}
+
+/// The product token in `Server` headers (RFC 3261 §20.35): set once at start
+/// from the configuration; no version by default, so a scanner learns nothing
+/// it could match against known bugs. Empty means no header.
+static SERVER: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// Sets the `Server` header value for this process (first call wins).
+pub fn set_server_header(value: &str) {
+    let _ = SERVER.set(value.to_string());
+}
+
+fn server_header() -> &'static str {
+    SERVER.get().map(String::as_str).unwrap_or("vaxel")
 }
 
 #[cfg(test)]

@@ -6,6 +6,8 @@
 //! ([`ParseError`]) and carry, for requests, the headers needed to answer with a
 //! stateless error response. Never panics, never allocates past [`MAX_MESSAGE`].
 
+#![deny(clippy::indexing_slicing, clippy::arithmetic_side_effects)]
+
 use super::header::{is_token, CSeq, NameAddr, Scheme, Uri, Via};
 use super::message::{HeaderName, Headers, Message, Method, Request, Response};
 use thiserror::Error;
@@ -97,20 +99,21 @@ pub enum Framing {
 }
 
 fn find_header_end(buf: &[u8]) -> Option<(usize, usize)> {
-    // Returns (end of header section, start of body).
-    let mut i = 0;
-    while i + 1 < buf.len() {
-        if buf[i] == b'\n' {
-            if buf[i + 1] == b'\n' {
-                return Some((i, i + 2));
-            }
-            if buf[i + 1] == b'\r' && buf.get(i + 2) == Some(&b'\n') {
-                return Some((i, i + 3));
-            }
+    // Returns (end of header section, start of body): the first LF followed by
+    // LF or CRLF.
+    buf.iter().enumerate().find_map(|(i, b)| {
+        if *b != b'\n' {
+            return None;
         }
-        i += 1;
-    }
-    None
+        let after = buf.get(i.checked_add(1)?..)?;
+        if after.starts_with(b"\n") {
+            Some((i, i.checked_add(2)?))
+        } else if after.starts_with(b"\r\n") {
+            Some((i, i.checked_add(3)?))
+        } else {
+            None
+        }
+    })
 }
 
 fn leading_crlf(buf: &[u8]) -> usize {
@@ -130,7 +133,7 @@ pub fn frame_stream(buf: &[u8]) -> Framing {
             Framing::Incomplete
         };
     }
-    let rest = &buf[skip..];
+    let rest = buf.get(skip..).unwrap_or_default();
     let Some((hdr_end, body_start)) = find_header_end(rest) else {
         return if rest.len() > MAX_MESSAGE {
             Framing::Broken(ParseError::TooLarge)
@@ -138,7 +141,7 @@ pub fn frame_stream(buf: &[u8]) -> Framing {
             Framing::Incomplete
         };
     };
-    let head = String::from_utf8_lossy(&rest[..hdr_end]);
+    let head = String::from_utf8_lossy(rest.get(..hdr_end).unwrap_or_default());
     let mut cl: Option<usize> = None;
     for line in head.split('\n').skip(1) {
         if let Some((n, v)) = line.split_once(':') {
@@ -156,15 +159,15 @@ pub fn frame_stream(buf: &[u8]) -> Framing {
     let Some(cl) = cl else {
         return Framing::Broken(ParseError::MissingHeader("Content-Length"));
     };
-    if body_start + cl > MAX_MESSAGE {
+    let Some(len) = body_start.checked_add(cl).filter(|l| *l <= MAX_MESSAGE) else {
         return Framing::Broken(ParseError::TooLarge);
-    }
-    if rest.len() < body_start + cl {
+    };
+    if rest.len() < len {
         return Framing::Incomplete;
     }
-    Framing::Complete {
-        skip,
-        end: skip + body_start + cl,
+    match skip.checked_add(len) {
+        Some(end) => Framing::Complete { skip, end },
+        None => Framing::Broken(ParseError::TooLarge),
     }
 }
 
@@ -177,16 +180,17 @@ pub fn parse_datagram(buf: &[u8]) -> Result<Message, Malformed> {
 /// Parses one framed message. `stream` is true for TCP, where Content-Length has
 /// already delimited the message.
 pub fn parse_message(buf: &[u8], stream: bool) -> Result<Message, Malformed> {
-    if buf.len() > MAX_MESSAGE {
-        return Err(ParseError::TooLarge.into());
-    }
-    let buf = &buf[leading_crlf(buf)..];
+    // An oversized message is still read up to the limit, so that its headers
+    // can carry the 513 back.
+    let too_large = buf.len() > MAX_MESSAGE;
+    let buf = buf.get(..MAX_MESSAGE).unwrap_or(buf);
+    let buf = buf.get(leading_crlf(buf)..).unwrap_or_default();
     let (hdr_end, body_start) = match find_header_end(buf) {
         Some(x) => x,
         // A datagram with no blank line: headers only, no body.
         None => (buf.len(), buf.len()),
     };
-    let head = String::from_utf8_lossy(&buf[..hdr_end]);
+    let head = String::from_utf8_lossy(buf.get(..hdr_end).unwrap_or_default());
     let mut lines = head.split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l));
     let start = lines.next().ok_or(ParseError::BadStartLine)?;
 
@@ -211,16 +215,30 @@ pub fn parse_message(buf: &[u8], stream: bool) -> Result<Message, Malformed> {
             Some((name, value))
                 if is_token(name.trim_end()) && !name.starts_with(char::is_whitespace) =>
             {
+                let name = HeaderName::parse(name.trim_end());
                 if headers.0.len() >= MAX_HEADERS {
-                    return Err(ParseError::TooManyHeaders.into());
+                    // Past the limit only what an error response needs is kept
+                    // (bounded too), so the sender learns why it was refused.
+                    header_error = Some(ParseError::TooManyHeaders);
+                    let needed = matches!(
+                        name,
+                        HeaderName::Via
+                            | HeaderName::From
+                            | HeaderName::To
+                            | HeaderName::CallId
+                            | HeaderName::CSeq
+                    );
+                    if !needed || headers.0.len() >= MAX_HEADERS.saturating_add(8) {
+                        continue;
+                    }
                 }
-                headers.push(HeaderName::parse(name.trim_end()), value.trim());
+                headers.push(name, value.trim());
             }
             _ => header_error = header_error.or(Some(ParseError::BadHeaderLine)),
         }
     }
 
-    let body_avail = &buf[body_start.min(buf.len())..];
+    let body_avail = buf.get(body_start..).unwrap_or_default();
     let is_request = !start.starts_with("SIP/");
     let fail = |error: ParseError, headers: &Headers| Malformed {
         error,
@@ -230,6 +248,9 @@ pub fn parse_message(buf: &[u8], stream: bool) -> Result<Message, Malformed> {
             None
         },
     };
+    if too_large {
+        return Err(fail(ParseError::TooLarge, &headers));
+    }
     if let Some(e) = header_error {
         return Err(fail(e, &headers));
     }
@@ -245,13 +266,13 @@ pub fn parse_message(buf: &[u8], stream: bool) -> Result<Message, Malformed> {
             let n: usize = v
                 .parse()
                 .map_err(|_| fail(ParseError::BadContentLength, &headers))?;
-            if n > body_avail.len() {
-                return Err(fail(ParseError::ContentLengthMismatch, &headers));
-            }
             if stream && n != body_avail.len() {
                 return Err(fail(ParseError::ContentLengthMismatch, &headers));
             }
-            body_avail[..n].to_vec()
+            match body_avail.get(..n) {
+                Some(body) => body.to_vec(),
+                None => return Err(fail(ParseError::ContentLengthMismatch, &headers)),
+            }
         }
         _ => {
             return Err(fail(
@@ -296,7 +317,11 @@ fn parse_request_line(line: &str) -> Result<(Method, String), ParseError> {
     }
     if !v.eq_ignore_ascii_case("SIP/2.0") {
         return Err(
-            if v.len() > 4 && v.as_bytes()[..4].eq_ignore_ascii_case(b"SIP/") {
+            if v.as_bytes()
+                .get(..4)
+                .is_some_and(|p| p.eq_ignore_ascii_case(b"SIP/"))
+                && v.len() > 4
+            {
                 ParseError::BadVersion
             } else {
                 ParseError::BadStartLine
@@ -402,29 +427,27 @@ fn validate_request(r: &Request) -> Result<(), ParseError> {
 /// The Call-ID of a raw message, found without a full parse: the runtime uses it
 /// to pick the shard that owns the call. Returns `None` when there is none.
 pub fn peek_call_id(buf: &[u8]) -> Option<&[u8]> {
-    let mut line_start = 0;
-    let mut i = 0;
-    while i < buf.len() {
-        if buf[i] == b'\n' {
-            let line = &buf[line_start..i];
-            if line.is_empty() || line == b"\r" {
-                if line_start > 0 {
-                    return None;
-                }
-            } else if let Some(colon) = line.iter().position(|b| *b == b':') {
-                let name = line[..colon].trim_ascii();
-                if name.eq_ignore_ascii_case(b"call-id") || name.eq_ignore_ascii_case(b"i") {
-                    return Some(line[colon + 1..].trim_ascii());
-                }
+    for (n, line) in buf.split(|b| *b == b'\n').enumerate() {
+        if line.is_empty() || line == b"\r" {
+            if n > 0 {
+                return None; // end of the header section
             }
-            line_start = i + 1;
+            continue;
         }
-        i += 1;
+        let Some(colon) = line.iter().position(|b| *b == b':') else {
+            continue;
+        };
+        let (name, rest) = line.split_at(colon);
+        let name = name.trim_ascii();
+        if name.eq_ignore_ascii_case(b"call-id") || name.eq_ignore_ascii_case(b"i") {
+            return Some(rest.get(1..).unwrap_or_default().trim_ascii());
+        }
     }
     None
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing, clippy::arithmetic_side_effects)]
 mod tests {
     use super::*;
 

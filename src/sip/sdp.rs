@@ -3,6 +3,8 @@
 //! (RFC 4733) at the caller's payload type, direction attributes for hold and
 //! resume (RFC 3264 §8.4), rejected streams answered with port 0 (§6).
 
+#![deny(clippy::indexing_slicing, clippy::arithmetic_side_effects)]
+
 use crate::media::g711::Codec;
 use std::fmt::Write as _;
 use std::net::{IpAddr, SocketAddr};
@@ -102,7 +104,7 @@ impl SessionDescription {
             if line.is_empty() {
                 continue;
             }
-            let bad = SdpError::BadLine(i + 1);
+            let bad = SdpError::BadLine(i.saturating_add(1));
             let (k, v) = line.split_once('=').ok_or(bad.clone())?;
             match k {
                 "c" => {
@@ -325,6 +327,7 @@ pub fn write_answer(
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing, clippy::arithmetic_side_effects)]
 mod tests {
     use super::*;
 
