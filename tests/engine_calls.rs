@@ -93,6 +93,7 @@ impl Harness {
                     self.e.media_opened(self.now, port, true);
                 }
                 Output::CloseMedia { port } => self.closed.push(port),
+                Output::PinConnection(_) | Output::UnpinConnection(_) => {}
                 Output::Store(r) => self.store.push(r),
                 Output::Webhook { .. } => panic!("no webhooks in the test flow"),
             }
@@ -351,6 +352,8 @@ fn info_dtmf_and_hash_makes_the_engine_say_goodbye_and_hang_up() {
 #[test]
 fn missing_ack_retransmits_200_on_timer_g_then_hangs_up_at_h() {
     let cfg = EngineConfig {
+        // This caller sends no RTP; only timer H may end its call here.
+        first_rtp_timeout: Duration::from_secs(60),
         ..EngineConfig::default()
     };
     let mut h = Harness::new(cfg, 10);
@@ -420,6 +423,39 @@ fn over_the_limit_gets_503_retry_after_and_calls_in_progress_go_on() {
     assert_eq!(h.e.call_count(), 1);
     h.advance(Duration::from_millis(200));
     assert!(h.rtp.len() >= 10, "the first call keeps playing");
+}
+
+#[test]
+fn caller_who_never_sends_rtp_is_hung_up_after_the_first_rtp_timeout() {
+    let mut h = Harness::new(EngineConfig::default(), 10);
+    h.send(&invite("call-71", "z9hG4bK71", "0"));
+    let tag = to_tag(&h.responses()[1]);
+    h.send(&in_dialog("ACK", "call-71", &tag, 1, "z9hG4bKack71", ("", "")));
+    h.advance(Duration::from_millis(9990));
+    assert_eq!(h.requests("BYE"), 0);
+    h.advance(Duration::from_millis(20));
+    assert_eq!(h.requests("BYE"), 1, "10 s without a single RTP packet");
+    assert_eq!(h.e.call_count(), 0);
+    assert_eq!(h.open.len(), h.closed.len(), "its port is given back");
+}
+
+#[test]
+fn calls_end_at_the_maximum_call_length() {
+    let cfg = EngineConfig {
+        max_call: Duration::from_secs(30),
+        first_rtp_timeout: Duration::from_secs(3600),
+        rtp_timeout: Duration::from_secs(3600),
+        ..EngineConfig::default()
+    };
+    let mut h = Harness::new(cfg, 10);
+    h.send(&invite("call-72", "z9hG4bK72", "0"));
+    let tag = to_tag(&h.responses()[1]);
+    h.send(&in_dialog("ACK", "call-72", &tag, 1, "z9hG4bKack72", ("", "")));
+    h.advance(Duration::from_millis(29_990));
+    assert_eq!(h.requests("BYE"), 0);
+    h.advance(Duration::from_millis(20));
+    assert_eq!(h.requests("BYE"), 1);
+    assert_eq!(h.e.stats.max_call_length, 1);
 }
 
 #[test]

@@ -128,6 +128,9 @@ impl Engine {
             self.free_ports.push(call.port);
         }
         self.gate.release(call.dialog.peer.ip());
+        if let Transport::Tcp(conn) = call.dialog.transport {
+            self.out.push_back(Output::UnpinConnection(conn));
+        }
         self.stats.calls_ended += 1;
         let ended_by = if send_bye {
             if reason.contains("timeout") {
@@ -237,7 +240,7 @@ impl Engine {
             {
                 self.stats.rtp_timeouts += 1;
                 let never = m.packets_received == 0;
-                let secs = if never { first } else { rtp_timeout }.as_secs();
+                let secs = if never { first.min(rtp_timeout) } else { rtp_timeout }.as_secs();
                 call.span.in_scope(|| {
                     if never {
                         tracing::info!(secs, "caller sent no RTP at all; hanging up")

@@ -178,6 +178,10 @@ pub enum Output {
     OpenMedia { port: u16 },
     /// The port is no longer used.
     CloseMedia { port: u16 },
+    /// A call now uses this TCP connection: it must not be closed as idle.
+    PinConnection(crate::sip::ConnId),
+    /// A call that used this TCP connection ended.
+    UnpinConnection(crate::sip::ConnId),
     /// Work for the customer store.
     Store(StoreRequest),
     /// POST `body` (JSON) to `url`; answer with [`Engine::webhook_finished`].
@@ -717,6 +721,9 @@ impl Engine {
             self.free_ports.push(call.port);
         }
         self.gate.release(call.dialog.peer.ip());
+        if let Transport::Tcp(conn) = call.dialog.transport {
+            self.out.push_back(Output::UnpinConnection(conn));
+        }
         self.stats.calls_ended += 1;
         // Tell the caller: BYE when the dialog is up, 500 to a pending INVITE.
         let mut call = call;

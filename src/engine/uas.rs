@@ -479,6 +479,9 @@ impl Engine {
         self.by_port.insert(port, id);
         self.stats.calls_started += 1;
         self.out.push_back(Output::OpenMedia { port });
+        if let Transport::Tcp(conn) = transport {
+            self.out.push_back(Output::PinConnection(conn));
+        }
         // Ask the store about the caller now: the answer is usually back
         // before the first prompt ends (and never waited for past the deadline).
         if let Some(number) = caller_e164 {

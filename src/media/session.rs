@@ -182,14 +182,12 @@ impl MediaSession {
         if !self.direction.receives() {
             return None;
         }
-        Some(
-            self.last_rx
-                + if self.packets_received == 0 {
-                    first
-                } else {
-                    timeout
-                },
-        )
+        let wait = if self.packets_received == 0 {
+            first.min(timeout)
+        } else {
+            timeout
+        };
+        Some(self.last_rx + wait)
     }
 
     /// Replaces what is playing (barge-in semantics are the caller's choice).
@@ -362,10 +360,36 @@ mod tests {
             .unwrap()
     }
 
+    fn guarded(now: Instant, guard: MediaGuard) -> MediaSession {
+        let sdp = "v=0\r\nc=IN IP4 10.0.0.5\r\nm=audio 40000 RTP/AVP 0 101\r\na=rtpmap:101 telephone-event/8000\r\n";
+        let neg = negotiate(&SessionDescription::parse(sdp.as_bytes()).unwrap()).unwrap();
+        MediaSession::new(now, MediaTransport::Udp { port: 20000 }, &neg, guard, 1, 1, 1)
+    }
+
+    fn digit_packet(key: u8) -> Vec<u8> {
+        rtp_rs::RtpPacketBuilder::new()
+            .payload_type(101)
+            .ssrc(7)
+            .sequence(3.into())
+            .timestamp(4000)
+            .payload(&[key, 0x80, 0, 160])
+            .build()
+            .unwrap()
+    }
+
     #[test]
-    fn latches_to_the_real_source_and_ignores_rtcp_and_strangers() {
+    fn latches_to_the_caller_and_ignores_rtcp_and_strangers() {
         let t0 = Instant::now();
-        let mut s = session(t0, "0 101");
+        // The caller signals from behind a NAT (192.0.2.7); its SDP names 10.0.0.5.
+        let guard = MediaGuard {
+            allowed: vec!["192.0.2.7".parse().unwrap(), "10.0.0.5".parse().unwrap()],
+            send_before_latch: false,
+        };
+        let mut s = guarded(t0, guard);
+        let mut buf = Vec::new();
+        // Not the signalling source's IP: nothing goes to the SDP address
+        // before the caller's first packet (no stream aimed at a third party).
+        assert_eq!(s.poll_transmit(t0, &mut buf), None);
         let nat: SocketAddr = "192.0.2.7:31000".parse().unwrap();
         // RTCP sender report multiplexed on the port: never audio, never latched.
         let rtcp = [
@@ -374,22 +398,49 @@ mod tests {
         ];
         s.on_packet(t0, nat, &rtcp);
         assert_eq!(s.packets_received, 0);
-        assert_eq!(s.remote(), "10.0.0.5:40000".parse().unwrap());
         // A payload type that was not negotiated is ignored too.
         s.on_packet(t0, nat, &rtp(18, &[0; 20]));
         assert_eq!(s.packets_received, 0);
-        // Real audio from behind a NAT: media now goes back there.
-        s.on_packet(t0, nat, &rtp(0, &[0xFF; 160]));
-        assert_eq!(s.remote(), nat);
-        let mut buf = Vec::new();
-        assert_eq!(s.poll_transmit(t0, &mut buf), Some(nat));
-        // Another source cannot take the stream over while the caller talks...
+        // An attacker's packet before the caller's first: dropped, not latched,
+        // and its key press is not the caller's.
         let other: SocketAddr = "192.0.2.99:4000".parse().unwrap();
-        s.on_packet(t0 + Duration::from_millis(20), other, &rtp(0, &[0xFF; 160]));
+        s.on_packet(t0, other, &digit_packet(5));
+        s.on_packet(t0, other, &rtp(0, &[0xFF; 160]));
+        assert_eq!(s.packets_foreign, 2);
+        assert_eq!(s.poll_event(), None);
+        assert_eq!(s.packets_received, 0);
+        // Real audio from behind the NAT: media now goes back there.
+        let t1 = t0 + Duration::from_millis(20);
+        s.on_packet(t1, nat, &rtp(0, &[0xFF; 160]));
         assert_eq!(s.remote(), nat);
-        // ...but after 2 s of silence from it (a NAT rebinding), it can.
-        s.on_packet(t0 + Duration::from_secs(3), other, &rtp(0, &[0xFF; 160]));
-        assert_eq!(s.remote(), other);
+        assert_eq!(s.poll_transmit(t1, &mut buf), Some(nat));
+        // Nobody else takes the stream over, not even after a long silence;
+        // their digits are ignored.
+        let late = t0 + Duration::from_secs(30);
+        s.on_packet(late, other, &rtp(0, &[0xFF; 160]));
+        s.on_packet(late, other, &digit_packet(1));
+        assert_eq!(s.remote(), nat);
+        assert_eq!(s.poll_event(), None);
+        // The SDP address is allowed to send, but once latched the IP is fixed.
+        s.on_packet(late, "10.0.0.5:40000".parse().unwrap(), &rtp(0, &[0xFF; 160]));
+        assert_eq!(s.remote(), nat);
+        // The same IP from a new port after 2 s of silence: a NAT rebinding.
+        let rebound: SocketAddr = "192.0.2.7:31002".parse().unwrap();
+        s.on_packet(late, rebound, &rtp(0, &[0xFF; 160]));
+        assert_eq!(s.remote(), rebound);
+        s.on_packet(late, rebound, &digit_packet(4));
+        assert_eq!(s.poll_event(), Some(MediaEvent::DigitReceived(Digit('4'))));
+    }
+
+    #[test]
+    fn silence_deadlines_first_packet_then_any_packet() {
+        let t0 = Instant::now();
+        let mut s = guarded(t0, MediaGuard::open());
+        let (timeout, first) = (Duration::from_secs(60), Duration::from_secs(10));
+        assert_eq!(s.silence_deadline(timeout, first), Some(t0 + first));
+        let t1 = t0 + Duration::from_secs(3);
+        s.on_packet(t1, "10.0.0.5:40000".parse().unwrap(), &rtp(0, &[0xFF; 160]));
+        assert_eq!(s.silence_deadline(timeout, first), Some(t1 + timeout));
     }
 
     #[test]

@@ -1,15 +1,205 @@
 //! The front: receives SIP over UDP and TCP and hands each message to its shard.
 //! TCP streams are framed by Content-Length (RFC 3261 §18.3); a stream that
 //! cannot be framed is closed.
+//!
+//! It is also the first guard (DESIGN §6): new dialogs, REGISTER and other
+//! out-of-dialog requests are rate-limited per source IP (configured trunks
+//! are exempt); TCP connections are capped per source and in all, closed when
+//! idle with no call on them, and when a message takes too long to arrive; new
+//! calls are refused with a stateless 503 here when their shard is backed up,
+//! so that past capacity the engine sheds instead of collapsing. UDP datagrams
+//! are read with `IP_PKTINFO`, so the engine knows which local address a call
+//! came to even when it listens on `0.0.0.0`.
 
-use super::{shard_for, ShardInput, TcpWriters};
-use crate::sip::parse::{frame_stream, Framing};
+use super::{shard_for, ConnHandle, ShardInput, TcpWriters, SHARD_QUEUE};
+use crate::config::{LimitsConfig, Trunk};
+use crate::limit::{Holdings, LogOnce, RateLimiter};
+use crate::sip::parse::{frame_stream, parse_message, peek_kind, Framing, Malformed, Peek};
 use crate::sip::{ConnId, Transport};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::mpsc;
+
+/// Outgoing messages queued per TCP connection; a peer that does not read
+/// loses what does not fit (it is retransmitted or the peer is gone).
+const TCP_OUT_QUEUE: usize = 256;
+/// How long the shards are told to spare a rate-limited source retransmissions.
+const LIMITED_FOR: Duration = Duration::from_secs(2);
+
+/// What the front needs to know from the configuration.
+pub(super) struct FrontConfig {
+    pub limits: LimitsConfig,
+    pub trunks: Arc<Vec<Trunk>>,
+    /// TCP connections in all: the configured cap, kept below the open-file limit.
+    pub tcp_total: usize,
+}
+
+/// Per-source state the front keeps: buckets, log throttles, TCP holdings.
+struct Guard {
+    cfg: FrontConfig,
+    invites: RateLimiter,
+    registers: RateLimiter,
+    others: RateLimiter,
+    log: LogOnce,
+    /// When each limited source was last reported to the shards.
+    told: HashMap<IpAddr, Instant>,
+    tcp: Arc<Mutex<Holdings>>,
+    pub stats: FrontStats,
+}
+
+#[derive(Debug, Default)]
+pub(super) struct FrontStats {
+    pub rate_limited: u64,
+    pub shed: u64,
+    pub inbox_full: u64,
+    pub tcp_refused: u64,
+}
+
+/// What to do with one message.
+enum Verdict {
+    Pass,
+    Drop,
+    /// Answer 503 from here (the shard is backed up).
+    Shed,
+}
+
+impl Guard {
+    fn new(cfg: FrontConfig) -> Guard {
+        let l = &cfg.limits;
+        Guard {
+            invites: RateLimiter::new(l.invites_per_s, l.invites_per_s.saturating_mul(2)),
+            registers: RateLimiter::new(l.registers_per_s, l.registers_per_s.saturating_mul(2)),
+            others: RateLimiter::new(l.options_per_s, l.options_per_s.saturating_mul(2)),
+            log: LogOnce::default(),
+            told: HashMap::new(),
+            tcp: Arc::default(),
+            stats: FrontStats::default(),
+            cfg,
+        }
+    }
+
+    fn is_trunk(&self, ip: IpAddr) -> bool {
+        self.cfg.trunks.iter().any(|t| t.contains(ip))
+    }
+
+    /// Rate limits and shedding for one message from `ip` bound for a shard
+    /// whose inbox has `room` free places.
+    fn check(
+        &mut self,
+        now: Instant,
+        ip: IpAddr,
+        data: &[u8],
+        room: usize,
+        inboxes: &[mpsc::Sender<ShardInput>],
+    ) -> Verdict {
+        let kind = peek_kind(data);
+        if matches!(kind, Peek::Response | Peek::InDialog) {
+            return Verdict::Pass;
+        }
+        if !self.is_trunk(ip) {
+            let (ok, what) = match kind {
+                Peek::NewInvite => (self.invites.allow(now, ip), "INVITE"),
+                Peek::Register => (self.registers.allow(now, ip), "REGISTER"),
+                _ => (self.others.allow(now, ip), "out-of-dialog request"),
+            };
+            if !ok {
+                self.stats.rate_limited += 1;
+                if let Some(n) = self.log.hit(now, (ip, what)) {
+                    tracing::warn!(source = %ip, dropped = n, "source over its {what} rate: dropping (logged once a minute)");
+                }
+                self.tell_shards(now, ip, inboxes);
+                return Verdict::Drop;
+            }
+        }
+        // Past capacity: new calls are refused at once, before they cost a
+        // shard anything, while the shard works off what it admitted.
+        if kind == Peek::NewInvite && room < SHARD_QUEUE / 2 {
+            self.stats.shed += 1;
+            return Verdict::Shed;
+        }
+        Verdict::Pass
+    }
+
+    fn tell_shards(&mut self, now: Instant, ip: IpAddr, inboxes: &[mpsc::Sender<ShardInput>]) {
+        if self
+            .told
+            .get(&ip)
+            .is_some_and(|t| now.saturating_duration_since(*t) < Duration::from_secs(1))
+        {
+            return;
+        }
+        if self.told.len() >= crate::limit::MAX_SOURCES {
+            self.told
+                .retain(|_, t| now.saturating_duration_since(*t) < LIMITED_FOR);
+        }
+        self.told.insert(ip, now);
+        for inbox in inboxes {
+            let _ = inbox.try_send(ShardInput::SourceLimited {
+                ip,
+                until: now + LIMITED_FOR,
+            });
+        }
+    }
+}
+
+/// A stateless 503 for a new INVITE the front sheds (RFC 3261 §21.5.4).
+fn shed_response(data: &[u8], source: SocketAddr) -> Option<Vec<u8>> {
+    let headers = match parse_message(data, false) {
+        Ok(crate::sip::message::Message::Request(r)) => r.headers,
+        Err(Malformed {
+            headers: Some(h), ..
+        }) => h,
+        _ => return None,
+    };
+    if !crate::sip::can_answer(&headers) {
+        return None;
+    }
+    let mut r = crate::sip::make_response_from_headers(&headers, 503, Some("shed"), source);
+    r.headers
+        .push(crate::sip::message::HeaderName::RetryAfter, "2");
+    Some(r.to_bytes())
+}
+
+/// Hands one message to its shard (or sheds or drops it).
+fn dispatch(
+    guard: &mut Guard,
+    inboxes: &[mpsc::Sender<ShardInput>],
+    transport: Transport,
+    source: SocketAddr,
+    local: SocketAddr,
+    data: Vec<u8>,
+) -> Option<Vec<u8>> {
+    let now = Instant::now();
+    let i = shard_for(&data, inboxes.len());
+    let inbox = inboxes.get(i)?;
+    match guard.check(now, source.ip(), &data, inbox.capacity(), inboxes) {
+        Verdict::Drop => return None,
+        Verdict::Shed => return shed_response(&data, source),
+        Verdict::Pass => {}
+    }
+    let msg = ShardInput::Sip {
+        transport,
+        source,
+        local,
+        data,
+        received: now,
+    };
+    if inbox.try_send(msg).is_err() {
+        guard.stats.inbox_full += 1;
+        if guard.stats.inbox_full.is_power_of_two() {
+            tracing::warn!(
+                dropped = guard.stats.inbox_full,
+                "shard inbox full: SIP messages dropped (overload)"
+            );
+        }
+    }
+    None
+}
 
 pub(super) async fn run(
     udp: std::net::UdpSocket,
@@ -17,37 +207,89 @@ pub(super) async fn run(
     inboxes: Vec<mpsc::Sender<ShardInput>>,
     writers: TcpWriters,
     stop: Arc<AtomicBool>,
+    cfg: FrontConfig,
 ) -> std::io::Result<()> {
+    enable_pktinfo(&udp);
     let udp = UdpSocket::from_std(udp)?;
     let tcp = TcpListener::from_std(tcp)?;
-    let local = udp.local_addr()?;
+    let bound = udp.local_addr()?;
     let mut buf = vec![0u8; 65_536];
     let mut next_conn = 1u64;
-    let mut dropped = 0u64;
     let mut signals = Signals::new()?;
+    let mut guard = Guard::new(cfg);
+    let mut accept_paused_until: Option<tokio::time::Instant> = None;
+    let (tcp_in_tx, mut tcp_in) = mpsc::channel::<(Transport, SocketAddr, SocketAddr, Vec<u8>, mpsc::Sender<Vec<u8>>)>(1024);
     loop {
+        let accept_ready = async {
+            if let Some(t) = accept_paused_until {
+                tokio::time::sleep_until(t).await;
+            }
+            tcp.accept().await
+        };
         tokio::select! {
-            r = udp.recv_from(&mut buf) => {
-                let Ok((n, source)) = r else { continue };
-                let data = buf[..n].to_vec();
+            r = udp.async_io(tokio::io::Interest::READABLE, || recv_with_dst(&udp, &mut buf, bound)) => {
+                let Ok((n, source, local)) = r else { continue };
+                let Some(data) = buf.get(..n) else { continue };
                 if data.iter().all(|b| *b == b'\r' || *b == b'\n') {
                     continue; // keep-alive
                 }
-                let i = shard_for(&data, inboxes.len());
-                if inboxes[i].try_send(ShardInput::Sip { transport: Transport::Udp, source, local, data, received: std::time::Instant::now() }).is_err() {
-                    dropped += 1;
-                    if dropped.is_power_of_two() {
-                        tracing::warn!(dropped, "shard inbox full: SIP datagrams dropped (overload)");
-                    }
+                if let Some(reply) = dispatch(&mut guard, &inboxes, Transport::Udp, source, local, data.to_vec()) {
+                    let _ = udp.try_send_to(&reply, source);
                 }
             }
-            r = tcp.accept() => {
-                let Ok((stream, _)) = r else { continue };
+            Some((transport, source, local, data, reply_to)) = tcp_in.recv() => {
+                if let Some(reply) = dispatch(&mut guard, &inboxes, transport, source, local, data) {
+                    let _ = reply_to.try_send(reply);
+                }
+            }
+            r = accept_ready => {
+                accept_paused_until = None;
+                let (stream, peer) = match r {
+                    Ok(x) => x,
+                    Err(e) => {
+                        // Out of descriptors (or similar): pause accepting
+                        // instead of spinning on the error.
+                        tracing::warn!(error = %e, "TCP accept failed; pausing accepts for 100 ms");
+                        accept_paused_until = Some(tokio::time::Instant::now() + Duration::from_millis(100));
+                        continue;
+                    }
+                };
+                let ip = crate::config::canonical(peer.ip());
+                let taken = {
+                    let mut h = guard.tcp.lock().unwrap_or_else(|p| p.into_inner());
+                    if guard.is_trunk(ip) {
+                        if h.total() < guard.cfg.tcp_total { h.take_exempt(ip); Ok(()) } else { Err(crate::limit::Refused::Total) }
+                    } else {
+                        h.try_take(ip, guard.cfg.limits.tcp_per_source, guard.cfg.tcp_total)
+                    }
+                };
+                if let Err(why) = taken {
+                    guard.stats.tcp_refused += 1;
+                    let what = match why { crate::limit::Refused::Source => "TCP connections (per source)", crate::limit::Refused::Total => "TCP connections (in all)" };
+                    if let Some(n) = guard.log.hit(Instant::now(), (ip, what)) {
+                        tracing::warn!(source = %ip, refused = n, "limit of {what} reached: closing new connections (logged once a minute)");
+                    }
+                    drop(stream);
+                    continue;
+                }
                 let id = ConnId(next_conn);
                 next_conn += 1;
-                let (tx, rx) = mpsc::unbounded_channel();
-                writers.lock().expect("writers lock").insert(id, tx);
-                tokio::spawn(connection(stream, id, rx, inboxes.clone(), writers.clone()));
+                let (tx, rx) = mpsc::channel(TCP_OUT_QUEUE);
+                let pins = Arc::new(AtomicUsize::new(0));
+                writers.lock().unwrap_or_else(|p| p.into_inner()).insert(id, ConnHandle { tx: tx.clone(), calls: pins.clone() });
+                let conn = Connection {
+                    id,
+                    ip,
+                    out: rx,
+                    reply: tx,
+                    pins,
+                    to_front: tcp_in_tx.clone(),
+                    writers: writers.clone(),
+                    holdings: guard.tcp.clone(),
+                    idle: Duration::from_secs(guard.cfg.limits.tcp_idle_s),
+                    message: Duration::from_secs(guard.cfg.limits.tcp_message_s),
+                };
+                tokio::spawn(conn.run(stream));
             }
             first = signals.recv() => {
                 if !first {
@@ -63,6 +305,7 @@ pub(super) async fn run(
             }
         }
     }
+    tracing::info!(stats = ?guard.stats, "front: what the guards refused");
     // Keep serving SIP for the calls in progress (BYE, ACK) until the shards end.
     let closed = async {
         for inbox in &inboxes {
@@ -77,11 +320,19 @@ pub(super) async fn run(
                 tracing::warn!("second signal: stopping now");
                 std::process::exit(1);
             }
-            r = udp.recv_from(&mut buf) => {
-                let Ok((n, source)) = r else { continue };
-                let data = buf[..n].to_vec();
+            Some((transport, source, local, data, _)) = tcp_in.recv() => {
                 let i = shard_for(&data, inboxes.len());
-                let _ = inboxes[i].try_send(ShardInput::Sip { transport: Transport::Udp, source, local, data, received: std::time::Instant::now() });
+                if let Some(inbox) = inboxes.get(i) {
+                    let _ = inbox.try_send(ShardInput::Sip { transport, source, local, data, received: Instant::now() });
+                }
+            }
+            r = udp.async_io(tokio::io::Interest::READABLE, || recv_with_dst(&udp, &mut buf, bound)) => {
+                let Ok((n, source, local)) = r else { continue };
+                let Some(data) = buf.get(..n) else { continue };
+                let i = shard_for(data, inboxes.len());
+                if let Some(inbox) = inboxes.get(i) {
+                    let _ = inbox.try_send(ShardInput::Sip { transport: Transport::Udp, source, local, data: data.to_vec(), received: Instant::now() });
+                }
             }
         }
     }
@@ -113,72 +364,203 @@ impl Signals {
     }
 }
 
-async fn connection(
-    mut stream: TcpStream,
+/// One accepted TCP connection and the limits it lives under.
+struct Connection {
     id: ConnId,
-    mut out: mpsc::UnboundedReceiver<Vec<u8>>,
-    inboxes: Vec<mpsc::Sender<ShardInput>>,
+    ip: IpAddr,
+    out: mpsc::Receiver<Vec<u8>>,
+    /// Our own sender, for answers the front makes (shed 503s).
+    reply: mpsc::Sender<Vec<u8>>,
+    /// Calls using this connection (set by the shards): never idle while > 0.
+    pins: Arc<AtomicUsize>,
+    to_front: mpsc::Sender<(Transport, SocketAddr, SocketAddr, Vec<u8>, mpsc::Sender<Vec<u8>>)>,
     writers: TcpWriters,
-) {
-    let (Ok(source), Ok(local)) = (stream.peer_addr(), stream.local_addr()) else {
-        return;
-    };
-    let _ = stream.set_nodelay(true);
-    let mut buf: Vec<u8> = Vec::with_capacity(8192);
-    let mut chunk = vec![0u8; 16_384];
-    // After a stream that cannot be framed, its bytes go to the engine once (so
-    // the sender gets a 400 with a reason), then the connection only writes
-    // for a moment and closes.
-    let mut closing: Option<tokio::time::Instant> = None;
-    'conn: loop {
-        let grace = async {
-            match closing {
-                Some(t) => tokio::time::sleep_until(t).await,
-                None => std::future::pending().await,
-            }
-        };
-        tokio::select! {
-            _ = grace => break,
-            r = stream.read(&mut chunk) => {
-                let n = match r { Ok(0) | Err(_) => break, Ok(n) => n };
-                if closing.is_some() {
-                    continue;
-                }
-                buf.extend_from_slice(&chunk[..n]);
-                loop {
-                    let (data, done) = match frame_stream(&buf) {
-                        Framing::Incomplete => break,
-                        Framing::KeepAlive(n) => {
-                            buf.drain(..n);
-                            continue;
-                        }
-                        Framing::Complete { skip, end } => {
-                            let data = buf[skip..end].to_vec();
-                            buf.drain(..end);
-                            (data, false)
-                        }
-                        Framing::Broken(e) => {
-                            tracing::debug!(%source, error = %e, "TCP stream cannot be framed; closing");
-                            (std::mem::take(&mut buf), true)
-                        }
-                    };
-                    let i = shard_for(&data, inboxes.len());
-                    if inboxes[i].send(ShardInput::Sip { transport: Transport::Tcp(id), source, local, data, received: std::time::Instant::now() }).await.is_err() {
-                        break 'conn;
+    holdings: Arc<Mutex<Holdings>>,
+    idle: Duration,
+    message: Duration,
+}
+
+impl Connection {
+    async fn run(mut self, mut stream: TcpStream) {
+        let id = self.id;
+        if let (Ok(source), Ok(local)) = (stream.peer_addr(), stream.local_addr()) {
+            self.serve(&mut stream, source, local).await;
+        }
+        self.writers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&id);
+        self.holdings
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .release(self.ip);
+    }
+
+    async fn serve(&mut self, stream: &mut TcpStream, source: SocketAddr, local: SocketAddr) {
+        let _ = stream.set_nodelay(true);
+        let mut buf: Vec<u8> = Vec::with_capacity(8192);
+        let mut chunk = vec![0u8; 16_384];
+        let mut last_active = tokio::time::Instant::now();
+        // When the message now in `buf` started arriving.
+        let mut partial_since: Option<tokio::time::Instant> = None;
+        // After a stream that cannot be framed, its bytes go to the engine once
+        // (so the sender gets a 400 with a reason), then the connection only
+        // writes for a moment and closes.
+        let mut closing: Option<tokio::time::Instant> = None;
+        loop {
+            let deadline = match (closing, partial_since) {
+                (Some(t), _) => t,
+                (None, Some(p)) => (p + self.message).min(last_active + self.idle),
+                (None, None) => last_active + self.idle,
+            };
+            tokio::select! {
+                _ = tokio::time::sleep_until(deadline) => {
+                    let now = tokio::time::Instant::now();
+                    if closing.is_some() {
+                        return;
                     }
-                    if done {
-                        closing = Some(tokio::time::Instant::now() + std::time::Duration::from_secs(2));
-                        break;
+                    if partial_since.is_some_and(|p| now >= p + self.message) {
+                        tracing::debug!(%source, "TCP message not complete within {} s: closing", self.message.as_secs());
+                        return;
+                    }
+                    if now >= last_active + self.idle {
+                        if self.pins.load(Ordering::Relaxed) == 0 {
+                            tracing::debug!(%source, "TCP connection idle with no call: closing");
+                            return;
+                        }
+                        last_active = now; // a call is on it: keep it open
                     }
                 }
-            }
-            msg = out.recv() => {
-                let Some(data) = msg else { break };
-                if stream.write_all(&data).await.is_err() {
-                    break;
+                r = stream.read(&mut chunk) => {
+                    let n = match r { Ok(0) | Err(_) => return, Ok(n) => n };
+                    last_active = tokio::time::Instant::now();
+                    if closing.is_some() {
+                        continue;
+                    }
+                    buf.extend_from_slice(chunk.get(..n).unwrap_or_default());
+                    loop {
+                        let (data, done) = match frame_stream(&buf) {
+                            Framing::Incomplete => break,
+                            Framing::KeepAlive(n) => {
+                                buf.drain(..n.min(buf.len()));
+                                continue;
+                            }
+                            Framing::Complete { skip, end } => {
+                                let data = buf.get(skip..end).unwrap_or_default().to_vec();
+                                buf.drain(..end.min(buf.len()));
+                                partial_since = None;
+                                (data, false)
+                            }
+                            Framing::Broken(e) => {
+                                tracing::debug!(%source, error = %e, "TCP stream cannot be framed; closing");
+                                (std::mem::take(&mut buf), true)
+                            }
+                        };
+                        let msg = (Transport::Tcp(self.id), source, local, data, self.reply.clone());
+                        if self.to_front.send(msg).await.is_err() {
+                            return;
+                        }
+                        if done {
+                            closing = Some(tokio::time::Instant::now() + Duration::from_secs(2));
+                            break;
+                        }
+                    }
+                    if buf.is_empty() {
+                        partial_since = None;
+                    } else if partial_since.is_none() {
+                        partial_since = Some(last_active);
+                    }
+                }
+                msg = self.out.recv() => {
+                    let Some(data) = msg else { return };
+                    if stream.write_all(&data).await.is_err() {
+                        return;
+                    }
                 }
             }
         }
     }
-    writers.lock().expect("writers lock").remove(&id);
+}
+
+/// Turns on `IP_PKTINFO` (and its IPv6 twin) so that each datagram says which
+/// local address it was sent to. Best effort: without it, `local` is the bound
+/// address and the engine falls back to guessing.
+fn enable_pktinfo(sock: &std::net::UdpSocket) {
+    use std::os::fd::AsRawFd;
+    let on: libc::c_int = 1;
+    let fd = sock.as_raw_fd();
+    let len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    let ptr = &on as *const libc::c_int as *const libc::c_void;
+    // SAFETY: setsockopt with a valid fd and a pointer to a live c_int of `len` bytes.
+    unsafe {
+        libc::setsockopt(fd, libc::IPPROTO_IP, libc::IP_PKTINFO, ptr, len);
+        libc::setsockopt(fd, libc::IPPROTO_IPV6, libc::IPV6_RECVPKTINFO, ptr, len);
+    }
+}
+
+/// `recvmsg` with the destination address from `IP_PKTINFO`/`IPV6_PKTINFO`:
+/// returns (length, source, local address the datagram came to).
+fn recv_with_dst(
+    sock: &UdpSocket,
+    buf: &mut [u8],
+    bound: SocketAddr,
+) -> std::io::Result<(usize, SocketAddr, SocketAddr)> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: all-zero is a valid sockaddr_storage.
+    let mut name: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr() as *mut libc::c_void,
+        iov_len: buf.len(),
+    };
+    let mut control = [0u64; 16]; // 128 bytes, aligned for cmsghdr
+    // SAFETY: all-zero is a valid msghdr; the pointers set below outlive the call.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_name = &mut name as *mut _ as *mut libc::c_void;
+    msg.msg_namelen = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr() as *mut libc::c_void;
+    msg.msg_controllen = std::mem::size_of_val(&control) as _;
+    // SAFETY: msg points at live buffers of the lengths it states.
+    let n = unsafe { libc::recvmsg(sock.as_raw_fd(), &mut msg, libc::MSG_DONTWAIT) };
+    if n < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let source = match name.ss_family as libc::c_int {
+        libc::AF_INET => {
+            // SAFETY: the family says the storage holds a sockaddr_in.
+            let a = unsafe { std::ptr::read_unaligned(&name as *const _ as *const libc::sockaddr_in) };
+            SocketAddr::new(
+                IpAddr::from(u32::from_be(a.sin_addr.s_addr).to_be_bytes()),
+                u16::from_be(a.sin_port),
+            )
+        }
+        libc::AF_INET6 => {
+            // SAFETY: the family says the storage holds a sockaddr_in6.
+            let a = unsafe { std::ptr::read_unaligned(&name as *const _ as *const libc::sockaddr_in6) };
+            // Kept as it came (a v4-mapped source stays v6): replies go back
+            // through the same socket.
+            let v6 = std::net::Ipv6Addr::from(a.sin6_addr.s6_addr);
+            SocketAddr::new(IpAddr::V6(v6), u16::from_be(a.sin6_port))
+        }
+        _ => return Err(std::io::Error::other("datagram from a non-IP address")),
+    };
+    let mut local_ip = bound.ip();
+    // SAFETY: walking the control buffer the kernel filled, with libc's macros.
+    unsafe {
+        let mut cmsg = libc::CMSG_FIRSTHDR(&msg);
+        while !cmsg.is_null() {
+            let c = &*cmsg;
+            if c.cmsg_level == libc::IPPROTO_IP && c.cmsg_type == libc::IP_PKTINFO {
+                let info = std::ptr::read_unaligned(libc::CMSG_DATA(cmsg) as *const libc::in_pktinfo);
+                local_ip = IpAddr::from(u32::from_be(info.ipi_addr.s_addr).to_be_bytes());
+            } else if c.cmsg_level == libc::IPPROTO_IPV6 && c.cmsg_type == libc::IPV6_PKTINFO {
+                let info = std::ptr::read_unaligned(libc::CMSG_DATA(cmsg) as *const libc::in6_pktinfo);
+                let v6 = std::net::Ipv6Addr::from(info.ipi6_addr.s6_addr);
+                local_ip = v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(IpAddr::V6(v6));
+            }
+            cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
+        }
+    }
+    Ok((n as usize, source, SocketAddr::new(local_ip, bound.port())))
 }

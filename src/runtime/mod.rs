@@ -49,7 +49,7 @@ pub enum RuntimeError {
 /// waited longer than T1 has already been retransmitted, so queueing more only
 /// adds work; past this, the front drops datagrams (counted, logged) and the
 /// senders' retransmissions stand in for them.
-const SHARD_QUEUE: usize = 2048;
+pub(crate) const SHARD_QUEUE: usize = 2048;
 
 /// A SIP message for a shard.
 #[derive(Debug)]
@@ -70,8 +70,15 @@ pub(crate) enum ShardInput {
     Drain,
 }
 
+/// One TCP connection as the shards see it: where to queue what they send,
+/// and how many calls use it (a connection with a call is never closed as idle).
+pub(crate) struct ConnHandle {
+    pub tx: mpsc::Sender<Vec<u8>>,
+    pub calls: Arc<std::sync::atomic::AtomicUsize>,
+}
+
 /// Outgoing TCP writers by connection, shared by the front and the shards.
-pub(crate) type TcpWriters = Arc<Mutex<HashMap<ConnId, mpsc::UnboundedSender<Vec<u8>>>>>;
+pub(crate) type TcpWriters = Arc<Mutex<HashMap<ConnId, ConnHandle>>>;
 
 /// Runs the engine until it is told to stop. Blocks the calling thread.
 pub fn serve(cfg: Config) -> Result<(), RuntimeError> {
@@ -125,7 +132,16 @@ pub fn serve(cfg: Config) -> Result<(), RuntimeError> {
         .map(|(name, q)| (name, q.music))
         .collect();
 
-    raise_fd_limit(cfg.sip.max_calls);
+    let fd_limit = raise_fd_limit(cfg.sip.max_calls);
+    // TCP connections are kept below what the descriptors left after every
+    // call's RTP socket and some headroom (store, flows, logs) allow.
+    let tcp_total = cfg
+        .limits
+        .tcp_connections
+        .min(fd_limit.saturating_sub(cfg.sip.max_calls as u64 + 256).max(16) as usize);
+    if tcp_total < cfg.limits.tcp_connections {
+        tracing::warn!(tcp_total, fd_limit, "open-file limit caps TCP connections below limits.tcp_connections");
+    }
     let listen = cfg.sip.listen;
     let udp = std::net::UdpSocket::bind(listen).map_err(|source| RuntimeError::Bind {
         addr: listen,
@@ -236,7 +252,12 @@ pub fn serve(cfg: Config) -> Result<(), RuntimeError> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    rt.block_on(front::run(udp, tcp, inboxes, writers, stop.clone()))?;
+    let front_cfg = front::FrontConfig {
+        limits: cfg.limits.clone(),
+        trunks: trunks.clone(),
+        tcp_total,
+    };
+    rt.block_on(front::run(udp, tcp, inboxes, writers, stop.clone(), front_cfg))?;
     for h in handles {
         let _ = h.join();
     }
@@ -310,7 +331,7 @@ fn panic_on_dialled() -> Option<String> {
 
 /// Every call holds an RTP socket: lift the soft open-file limit to the hard one
 /// (the default soft limit of 1024 would cap the engine near 1,000 calls).
-fn raise_fd_limit(max_calls: usize) {
+fn raise_fd_limit(max_calls: usize) -> u64 {
     let mut lim = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
@@ -318,13 +339,14 @@ fn raise_fd_limit(max_calls: usize) {
     // SAFETY: plain POSIX calls on a stack struct we own.
     unsafe {
         if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
-            return;
+            return 1024;
         }
         if lim.rlim_cur < lim.rlim_max {
             let want = lim.rlim_max;
             lim.rlim_cur = want;
             if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
-                return;
+                let _ = libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
+                return lim.rlim_cur;
             }
         }
     }
@@ -336,6 +358,7 @@ fn raise_fd_limit(max_calls: usize) {
             "open-file limit is below what max_calls needs; raise it (ulimit -n)"
         );
     }
+    lim.rlim_cur
 }
 
 /// Picks the shard for a message: by Call-ID, so a call's requests, responses

@@ -239,10 +239,12 @@ fn flush(s: &mut Shard, shared: &Rc<Shared>) {
                     }
                 }
                 Transport::Tcp(id) => {
-                    let w = s.writers.lock().expect("writers lock");
+                    let w = s.writers.lock().unwrap_or_else(|p| p.into_inner());
                     match w.get(&id) {
-                        Some(tx) => {
-                            let _ = tx.send(data);
+                        Some(c) => {
+                            if c.tx.try_send(data).is_err() {
+                                s.send_errors += 1;
+                            }
                         }
                         None => s.send_errors += 1,
                     }
@@ -267,6 +269,21 @@ fn flush(s: &mut Shard, shared: &Rc<Shared>) {
                 };
                 let now = Instant::now();
                 guarded(&mut s.engine, now, |e| e.media_opened(now, port, ok));
+            }
+            Output::PinConnection(id) | Output::UnpinConnection(id) => {
+                let pin = matches!(out, Output::PinConnection(_));
+                let w = s.writers.lock().unwrap_or_else(|p| p.into_inner());
+                if let Some(c) = w.get(&id) {
+                    if pin {
+                        c.calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    } else {
+                        let _ = c.calls.fetch_update(
+                            std::sync::atomic::Ordering::Relaxed,
+                            std::sync::atomic::Ordering::Relaxed,
+                            |n| n.checked_sub(1),
+                        );
+                    }
+                }
             }
             Output::CloseMedia { port } => {
                 if let Some((_, task)) = s.media.remove(&port) {
@@ -328,18 +345,18 @@ async fn post_webhook(
     let res = match res {
         Ok(r) if r.status().is_success() => r,
         Ok(r) => {
-            tracing::warn!(%url, status = %r.status(), "webhook refused; taking the fallback");
+            tracing::warn!(url = %log_url(url), status = %r.status(), "webhook refused; taking the fallback");
             return None;
         }
         Err(e) => {
-            tracing::warn!(%url, error = %e, "webhook failed; taking the fallback");
+            tracing::warn!(url = %log_url(url), error = %e.without_url(), "webhook failed; taking the fallback");
             return None;
         }
     };
     let v: serde_json::Value = match res.json().await {
         Ok(v) => v,
         Err(e) => {
-            tracing::warn!(%url, error = %e, "webhook reply is not JSON; taking the fallback");
+            tracing::warn!(url = %log_url(url), error = %e.without_url(), "webhook reply is not JSON; taking the fallback");
             return None;
         }
     };
@@ -360,6 +377,21 @@ async fn post_webhook(
         .unwrap_or_default();
     let next = v.get("next").and_then(|n| n.as_str()).map(str::to_string);
     Some(WebhookReply { vars, next })
+}
+
+/// A webhook URL as logs may show it: scheme, host, port and path only (no
+/// credentials, no query string: either may carry a secret token).
+fn log_url(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(u) => format!(
+            "{}://{}{}{}",
+            u.scheme(),
+            u.host_str().unwrap_or(""),
+            u.port().map(|p| format!(":{p}")).unwrap_or_default(),
+            u.path()
+        ),
+        Err(_) => "(unparseable URL)".into(),
+    }
 }
 
 /// A call's RTP socket, registered with the reactor for reading only: sends go

@@ -427,6 +427,49 @@ fn validate_request(r: &Request) -> Result<(), ParseError> {
 /// The Call-ID of a raw message, found without a full parse: the runtime uses it
 /// to pick the shard that owns the call. Returns `None` when there is none.
 pub fn peek_call_id(buf: &[u8]) -> Option<&[u8]> {
+    peek_header(buf, b"call-id", b"i")
+}
+
+/// What a raw message is, found without a full parse: the front uses it to
+/// rate-limit new dialogs and out-of-dialog requests per source before any
+/// shard spends work on them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Peek {
+    /// An INVITE that starts a dialog (no To tag).
+    NewInvite,
+    Register,
+    /// OPTIONS and any other request outside a dialog (no To tag).
+    OutOfDialog,
+    /// ACK, CANCEL, and requests inside a dialog.
+    InDialog,
+    Response,
+}
+
+pub fn peek_kind(buf: &[u8]) -> Peek {
+    let buf = buf.get(leading_crlf(buf)..).unwrap_or_default();
+    if buf.starts_with(b"SIP/") {
+        return Peek::Response;
+    }
+    let method = buf.split(|b| *b == b' ').next().unwrap_or_default();
+    if method == b"ACK" || method == b"CANCEL" {
+        return Peek::InDialog;
+    }
+    if method == b"REGISTER" {
+        return Peek::Register;
+    }
+    let tagged = peek_header(buf, b"to", b"t").is_some_and(|to| {
+        to.windows(5).any(|w| w.eq_ignore_ascii_case(b";tag="))
+            || to.windows(6).any(|w| w.eq_ignore_ascii_case(b"; tag="))
+    });
+    match (method == b"INVITE", tagged) {
+        (_, true) => Peek::InDialog,
+        (true, false) => Peek::NewInvite,
+        (false, false) => Peek::OutOfDialog,
+    }
+}
+
+/// The raw value of the first header `long` (or its compact form), if any.
+pub fn peek_header<'a>(buf: &'a [u8], long: &[u8], compact: &[u8]) -> Option<&'a [u8]> {
     for (n, line) in buf.split(|b| *b == b'\n').enumerate() {
         if line.is_empty() || line == b"\r" {
             if n > 0 {
@@ -439,7 +482,7 @@ pub fn peek_call_id(buf: &[u8]) -> Option<&[u8]> {
         };
         let (name, rest) = line.split_at(colon);
         let name = name.trim_ascii();
-        if name.eq_ignore_ascii_case(b"call-id") || name.eq_ignore_ascii_case(b"i") {
+        if name.eq_ignore_ascii_case(long) || name.eq_ignore_ascii_case(compact) {
             return Some(rest.get(1..).unwrap_or_default().trim_ascii());
         }
     }
@@ -450,6 +493,23 @@ pub fn peek_call_id(buf: &[u8]) -> Option<&[u8]> {
 #[allow(clippy::indexing_slicing, clippy::arithmetic_side_effects)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn peeks_the_kind_of_request() {
+        let m = |s: &str| peek_kind(s.as_bytes());
+        assert_eq!(m("INVITE sip:a@b SIP/2.0\r\nTo: <sip:a@b>\r\n\r\n"), Peek::NewInvite);
+        assert_eq!(m("INVITE sip:a@b SIP/2.0\r\nt: <sip:a@b>;tag=x\r\n\r\n"), Peek::InDialog);
+        assert_eq!(m("OPTIONS sip:a@b SIP/2.0\r\nTo: <sip:a@b>\r\n\r\n"), Peek::OutOfDialog);
+        assert_eq!(m("BYE sip:a@b SIP/2.0\r\nTo: <sip:a@b>;TAG=1\r\n\r\n"), Peek::InDialog);
+        assert_eq!(m("REGISTER sip:b SIP/2.0\r\n\r\n"), Peek::Register);
+        assert_eq!(m("ACK sip:a@b SIP/2.0\r\n\r\n"), Peek::InDialog);
+        assert_eq!(m("SIP/2.0 200 OK\r\n\r\n"), Peek::Response);
+        // The To header's tag must be in To, not in a body.
+        assert_eq!(m("INVITE sip:a@b SIP/2.0\r\nTo: <sip:a@b>\r\n\r\nTo: x;tag=1"), Peek::NewInvite);
+        for junk in ["", "\r\n", "INVITE", ":", "\n\n\n"] {
+            let _ = m(junk);
+        }
+    }
 
     const INVITE: &str = "INVITE sip:100@127.0.0.1 SIP/2.0\r\n\
         v: SIP/2.0/UDP 127.0.0.1:5061;branch=z9hG4bK776;rport\r\n\
