@@ -88,7 +88,7 @@ impl Harness {
                     self.sip.push(data);
                 }
                 Output::Rtp { port, data, .. } => self.rtp.push((self.now, port, data)),
-                Output::OpenMedia { port } => {
+                Output::OpenMedia { port, .. } => {
                     self.open.push(port);
                     self.e.media_opened(self.now, port, true);
                 }
@@ -430,7 +430,14 @@ fn caller_who_never_sends_rtp_is_hung_up_after_the_first_rtp_timeout() {
     let mut h = Harness::new(EngineConfig::default(), 10);
     h.send(&invite("call-71", "z9hG4bK71", "0"));
     let tag = to_tag(&h.responses()[1]);
-    h.send(&in_dialog("ACK", "call-71", &tag, 1, "z9hG4bKack71", ("", "")));
+    h.send(&in_dialog(
+        "ACK",
+        "call-71",
+        &tag,
+        1,
+        "z9hG4bKack71",
+        ("", ""),
+    ));
     h.advance(Duration::from_millis(9990));
     assert_eq!(h.requests("BYE"), 0);
     h.advance(Duration::from_millis(20));
@@ -450,7 +457,14 @@ fn calls_end_at_the_maximum_call_length() {
     let mut h = Harness::new(cfg, 10);
     h.send(&invite("call-72", "z9hG4bK72", "0"));
     let tag = to_tag(&h.responses()[1]);
-    h.send(&in_dialog("ACK", "call-72", &tag, 1, "z9hG4bKack72", ("", "")));
+    h.send(&in_dialog(
+        "ACK",
+        "call-72",
+        &tag,
+        1,
+        "z9hG4bKack72",
+        ("", ""),
+    ));
     h.advance(Duration::from_millis(29_990));
     assert_eq!(h.requests("BYE"), 0);
     h.advance(Duration::from_millis(20));

@@ -63,7 +63,7 @@ fn feed(
     let mut out = vec![];
     while let Some(o) = e.poll_output() {
         match o {
-            Output::OpenMedia { port } => e.media_opened(now, port, true),
+            Output::OpenMedia { port, .. } => e.media_opened(now, port, true),
             Output::Sip { data, to, .. } => {
                 // Answers to broken requests echo their broken headers, so only
                 // the status line is read here.
@@ -117,8 +117,8 @@ fn expected(file: &str) -> Option<u16> {
         // Its Via does not parse: answered anyway, to the packet's source.
         "badinv01.dat" => 400,
         // Unanswerable: a response nobody asked for, or no request at all.
-        "test.dat" | "bcast.dat" | "bigcode.dat" | "scalarlg.dat"
-        | "noreason.dat" | "unreason.dat" => return None,
+        "test.dat" | "bcast.dat" | "bigcode.dat" | "scalarlg.dat" | "noreason.dat"
+        | "unreason.dat" => return None,
         other => panic!("no expectation for {other}"),
     })
 }
@@ -217,7 +217,12 @@ fn over_limit_requests_and_bad_vias_are_answered_with_a_reason() {
     let via = "SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKlim";
     // More than 256 header fields: 400 saying so, to the sender.
     let many: String = (0..300).map(|i| format!("X-H{i}: v\r\n")).collect();
-    let got = feed(&mut e, now, Transport::Udp, request_with(&many, via).as_bytes());
+    let got = feed(
+        &mut e,
+        now,
+        Transport::Udp,
+        request_with(&many, via).as_bytes(),
+    );
     assert_eq!(got.len(), 1, "{got:?}");
     assert_eq!((got[0].0, got[0].1.as_str()), (400, "Too Many Headers"));
     // A Via with port 0: answered to where the packet came from.
@@ -228,10 +233,18 @@ fn over_limit_requests_and_bad_vias_are_answered_with_a_reason() {
         request_with("", "SIP/2.0/UDP 127.0.0.1:0;branch=z9hG4bKzero").as_bytes(),
     );
     assert_eq!(got.len(), 1, "{got:?}");
-    assert_eq!((got[0].0, got[0].2), (400, "127.0.0.1:5060".parse().unwrap()));
+    assert_eq!(
+        (got[0].0, got[0].2),
+        (400, "127.0.0.1:5060".parse().unwrap())
+    );
     // A message over 64 KiB on a stream: 513 Message Too Large.
     let pad = format!("X-Pad: {}\r\n", "a".repeat(70_000));
-    let got = feed(&mut e, now, Transport::Tcp(ConnId(9)), request_with(&pad, via).as_bytes());
+    let got = feed(
+        &mut e,
+        now,
+        Transport::Tcp(ConnId(9)),
+        request_with(&pad, via).as_bytes(),
+    );
     assert_eq!(got.len(), 1, "{got:?}");
     assert_eq!(got[0].0, 513);
     // Responses carry no version in Server.
@@ -246,7 +259,10 @@ fn over_limit_requests_and_bad_vias_are_answered_with_a_reason() {
     while let Some(o) = e.poll_output() {
         if let Output::Sip { data, .. } = o {
             let text = String::from_utf8_lossy(&data).to_string();
-            server = text.lines().find(|l| l.starts_with("Server:")).map(str::to_string);
+            server = text
+                .lines()
+                .find(|l| l.starts_with("Server:"))
+                .map(str::to_string);
         }
     }
     assert_eq!(server.as_deref(), Some("Server: vaxel"));
@@ -273,7 +289,10 @@ fn self_overlapping_multipart_boundaries_get_400() {
         let msg = format!("INVITE sip:100@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKmp{i}\r\nFrom: <sip:c@127.0.0.1>;tag=1\r\nTo: <sip:100@127.0.0.1>\r\nCall-ID: mp{i}\r\nCSeq: 1 INVITE\r\nMax-Forwards: 70\r\nContact: <sip:c@127.0.0.1>\r\nContent-Type: multipart/mixed;boundary=\"{boundary}\"\r\nContent-Length: {}\r\n\r\n{body}", body.len());
         let got = feed(&mut e, now, Transport::Udp, msg.as_bytes());
         let finals: Vec<u16> = got.iter().map(|g| g.0).filter(|s| *s >= 200).collect();
-        assert!(finals == vec![400] || finals == vec![415], "{boundary:?}: {got:?}");
+        assert!(
+            finals == vec![400] || finals == vec![415],
+            "{boundary:?}: {got:?}"
+        );
     }
     assert_eq!(e.call_count(), 0);
 }

@@ -34,7 +34,7 @@ fuzz_target!(|data: &[u8]| {
             e.handle_sip(now, Transport::Udp, src, local, part);
         }
         while let Some(o) = e.poll_output() {
-            if let Output::OpenMedia { port } = o {
+            if let Output::OpenMedia { port, .. } = o {
                 e.media_opened(now, port, part.len() % 2 == 0);
             }
         }

@@ -240,7 +240,12 @@ impl Engine {
             {
                 self.stats.rtp_timeouts += 1;
                 let never = m.packets_received == 0;
-                let secs = if never { first.min(rtp_timeout) } else { rtp_timeout }.as_secs();
+                let secs = if never {
+                    first.min(rtp_timeout)
+                } else {
+                    rtp_timeout
+                }
+                .as_secs();
                 call.span.in_scope(|| {
                     if never {
                         tracing::info!(secs, "caller sent no RTP at all; hanging up")

@@ -174,8 +174,9 @@ pub enum Output {
         to: SocketAddr,
         data: Vec<u8>,
     },
-    /// Bind this local RTP port; answer with [`Engine::media_opened`].
-    OpenMedia { port: u16 },
+    /// Bind this local RTP port on `ip` (unspecified: the runtime's default);
+    /// answer with [`Engine::media_opened`].
+    OpenMedia { port: u16, ip: IpAddr },
     /// The port is no longer used.
     CloseMedia { port: u16 },
     /// A call now uses this TCP connection: it must not be closed as idle.

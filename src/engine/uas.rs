@@ -478,7 +478,8 @@ impl Engine {
         self.by_call_id.insert(call_id, id);
         self.by_port.insert(port, id);
         self.stats.calls_started += 1;
-        self.out.push_back(Output::OpenMedia { port });
+        let ip = Engine::media_ip(self.cfg.advertise_ip, local);
+        self.out.push_back(Output::OpenMedia { port, ip });
         if let Transport::Tcp(conn) = transport {
             self.out.push_back(Output::PinConnection(conn));
         }
@@ -488,6 +489,16 @@ impl Engine {
             self.out
                 .push_back(Output::Store(StoreRequest::Lookup { call: id, number }));
         }
+    }
+
+    /// Where a call's RTP socket is bound: the local address the INVITE came
+    /// to, so that media leaves from the address the caller talks to (behind
+    /// NAT, with `advertise`, the runtime's default instead).
+    fn media_ip(advertise: Option<IpAddr>, local: SocketAddr) -> IpAddr {
+        if advertise.is_some() {
+            return IpAddr::V4(Ipv4Addr::UNSPECIFIED);
+        }
+        local.ip()
     }
 
     /// The address to advertise in Contact and SDP for a call.
@@ -533,7 +544,8 @@ impl Engine {
                     call.port = p;
                     call.port_attempts += 1;
                     self.by_port.insert(p, id);
-                    self.out.push_back(Output::OpenMedia { port: p });
+                    let ip = Engine::media_ip(self.cfg.advertise_ip, call.dialog.local);
+                    self.out.push_back(Output::OpenMedia { port: p, ip });
                 }
                 other => {
                     if let Some(p) = other {

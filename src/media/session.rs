@@ -363,7 +363,15 @@ mod tests {
     fn guarded(now: Instant, guard: MediaGuard) -> MediaSession {
         let sdp = "v=0\r\nc=IN IP4 10.0.0.5\r\nm=audio 40000 RTP/AVP 0 101\r\na=rtpmap:101 telephone-event/8000\r\n";
         let neg = negotiate(&SessionDescription::parse(sdp.as_bytes()).unwrap()).unwrap();
-        MediaSession::new(now, MediaTransport::Udp { port: 20000 }, &neg, guard, 1, 1, 1)
+        MediaSession::new(
+            now,
+            MediaTransport::Udp { port: 20000 },
+            &neg,
+            guard,
+            1,
+            1,
+            1,
+        )
     }
 
     fn digit_packet(key: u8) -> Vec<u8> {
@@ -422,7 +430,11 @@ mod tests {
         assert_eq!(s.remote(), nat);
         assert_eq!(s.poll_event(), None);
         // The SDP address is allowed to send, but once latched the IP is fixed.
-        s.on_packet(late, "10.0.0.5:40000".parse().unwrap(), &rtp(0, &[0xFF; 160]));
+        s.on_packet(
+            late,
+            "10.0.0.5:40000".parse().unwrap(),
+            &rtp(0, &[0xFF; 160]),
+        );
         assert_eq!(s.remote(), nat);
         // The same IP from a new port after 2 s of silence: a NAT rebinding.
         let rebound: SocketAddr = "192.0.2.7:31002".parse().unwrap();

@@ -218,7 +218,13 @@ pub(super) async fn run(
     let mut signals = Signals::new()?;
     let mut guard = Guard::new(cfg);
     let mut accept_paused_until: Option<tokio::time::Instant> = None;
-    let (tcp_in_tx, mut tcp_in) = mpsc::channel::<(Transport, SocketAddr, SocketAddr, Vec<u8>, mpsc::Sender<Vec<u8>>)>(1024);
+    let (tcp_in_tx, mut tcp_in) = mpsc::channel::<(
+        Transport,
+        SocketAddr,
+        SocketAddr,
+        Vec<u8>,
+        mpsc::Sender<Vec<u8>>,
+    )>(1024);
     loop {
         let accept_ready = async {
             if let Some(t) = accept_paused_until {
@@ -373,7 +379,13 @@ struct Connection {
     reply: mpsc::Sender<Vec<u8>>,
     /// Calls using this connection (set by the shards): never idle while > 0.
     pins: Arc<AtomicUsize>,
-    to_front: mpsc::Sender<(Transport, SocketAddr, SocketAddr, Vec<u8>, mpsc::Sender<Vec<u8>>)>,
+    to_front: mpsc::Sender<(
+        Transport,
+        SocketAddr,
+        SocketAddr,
+        Vec<u8>,
+        mpsc::Sender<Vec<u8>>,
+    )>,
     writers: TcpWriters,
     holdings: Arc<Mutex<Holdings>>,
     idle: Duration,
@@ -513,7 +525,7 @@ fn recv_with_dst(
         iov_len: buf.len(),
     };
     let mut control = [0u64; 16]; // 128 bytes, aligned for cmsghdr
-    // SAFETY: all-zero is a valid msghdr; the pointers set below outlive the call.
+                                  // SAFETY: all-zero is a valid msghdr; the pointers set below outlive the call.
     let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
     msg.msg_name = &mut name as *mut _ as *mut libc::c_void;
     msg.msg_namelen = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
@@ -529,7 +541,8 @@ fn recv_with_dst(
     let source = match name.ss_family as libc::c_int {
         libc::AF_INET => {
             // SAFETY: the family says the storage holds a sockaddr_in.
-            let a = unsafe { std::ptr::read_unaligned(&name as *const _ as *const libc::sockaddr_in) };
+            let a =
+                unsafe { std::ptr::read_unaligned(&name as *const _ as *const libc::sockaddr_in) };
             SocketAddr::new(
                 IpAddr::from(u32::from_be(a.sin_addr.s_addr).to_be_bytes()),
                 u16::from_be(a.sin_port),
@@ -537,7 +550,8 @@ fn recv_with_dst(
         }
         libc::AF_INET6 => {
             // SAFETY: the family says the storage holds a sockaddr_in6.
-            let a = unsafe { std::ptr::read_unaligned(&name as *const _ as *const libc::sockaddr_in6) };
+            let a =
+                unsafe { std::ptr::read_unaligned(&name as *const _ as *const libc::sockaddr_in6) };
             // Kept as it came (a v4-mapped source stays v6): replies go back
             // through the same socket.
             let v6 = std::net::Ipv6Addr::from(a.sin6_addr.s6_addr);
@@ -552,12 +566,17 @@ fn recv_with_dst(
         while !cmsg.is_null() {
             let c = &*cmsg;
             if c.cmsg_level == libc::IPPROTO_IP && c.cmsg_type == libc::IP_PKTINFO {
-                let info = std::ptr::read_unaligned(libc::CMSG_DATA(cmsg) as *const libc::in_pktinfo);
+                let info =
+                    std::ptr::read_unaligned(libc::CMSG_DATA(cmsg) as *const libc::in_pktinfo);
                 local_ip = IpAddr::from(u32::from_be(info.ipi_addr.s_addr).to_be_bytes());
             } else if c.cmsg_level == libc::IPPROTO_IPV6 && c.cmsg_type == libc::IPV6_PKTINFO {
-                let info = std::ptr::read_unaligned(libc::CMSG_DATA(cmsg) as *const libc::in6_pktinfo);
+                let info =
+                    std::ptr::read_unaligned(libc::CMSG_DATA(cmsg) as *const libc::in6_pktinfo);
                 let v6 = std::net::Ipv6Addr::from(info.ipi6_addr.s6_addr);
-                local_ip = v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(IpAddr::V6(v6));
+                local_ip = v6
+                    .to_ipv4_mapped()
+                    .map(IpAddr::V4)
+                    .unwrap_or(IpAddr::V6(v6));
             }
             cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
         }

@@ -135,12 +135,17 @@ pub fn serve(cfg: Config) -> Result<(), RuntimeError> {
     let fd_limit = raise_fd_limit(cfg.sip.max_calls);
     // TCP connections are kept below what the descriptors left after every
     // call's RTP socket and some headroom (store, flows, logs) allow.
-    let tcp_total = cfg
-        .limits
-        .tcp_connections
-        .min(fd_limit.saturating_sub(cfg.sip.max_calls as u64 + 256).max(16) as usize);
+    let tcp_total = cfg.limits.tcp_connections.min(
+        fd_limit
+            .saturating_sub(cfg.sip.max_calls as u64 + 256)
+            .max(16) as usize,
+    );
     if tcp_total < cfg.limits.tcp_connections {
-        tracing::warn!(tcp_total, fd_limit, "open-file limit caps TCP connections below limits.tcp_connections");
+        tracing::warn!(
+            tcp_total,
+            fd_limit,
+            "open-file limit caps TCP connections below limits.tcp_connections"
+        );
     }
     let listen = cfg.sip.listen;
     let udp = std::net::UdpSocket::bind(listen).map_err(|source| RuntimeError::Bind {
@@ -257,7 +262,14 @@ pub fn serve(cfg: Config) -> Result<(), RuntimeError> {
         trunks: trunks.clone(),
         tcp_total,
     };
-    rt.block_on(front::run(udp, tcp, inboxes, writers, stop.clone(), front_cfg))?;
+    rt.block_on(front::run(
+        udp,
+        tcp,
+        inboxes,
+        writers,
+        stop.clone(),
+        front_cfg,
+    ))?;
     for h in handles {
         let _ = h.join();
     }
@@ -363,7 +375,7 @@ fn raise_fd_limit(max_calls: usize) -> u64 {
 
 /// Picks the shard for a message: by Call-ID, so a call's requests, responses
 /// and retransmissions all reach the engine that owns it.
-pub(crate) fn shard_for(data: &[u8], shards: usize) -> usize {
+pub fn shard_for(data: &[u8], shards: usize) -> usize {
     use std::hash::{Hash, Hasher};
     let Some(id) = crate::sip::parse::peek_call_id(data) else {
         return 0;

@@ -250,8 +250,9 @@ fn flush(s: &mut Shard, shared: &Rc<Shared>) {
                     }
                 }
             },
-            Output::OpenMedia { port } => {
-                let ok = match open_rtp(s.rtp_ip, port) {
+            Output::OpenMedia { port, ip } => {
+                let ip = if ip.is_unspecified() { s.rtp_ip } else { ip };
+                let ok = match open_rtp(ip, port) {
                     Ok(sock) => {
                         let sock = Rc::new(sock);
                         let task = tokio::task::spawn_local(rtp_receive(

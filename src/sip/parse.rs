@@ -497,15 +497,30 @@ mod tests {
     #[test]
     fn peeks_the_kind_of_request() {
         let m = |s: &str| peek_kind(s.as_bytes());
-        assert_eq!(m("INVITE sip:a@b SIP/2.0\r\nTo: <sip:a@b>\r\n\r\n"), Peek::NewInvite);
-        assert_eq!(m("INVITE sip:a@b SIP/2.0\r\nt: <sip:a@b>;tag=x\r\n\r\n"), Peek::InDialog);
-        assert_eq!(m("OPTIONS sip:a@b SIP/2.0\r\nTo: <sip:a@b>\r\n\r\n"), Peek::OutOfDialog);
-        assert_eq!(m("BYE sip:a@b SIP/2.0\r\nTo: <sip:a@b>;TAG=1\r\n\r\n"), Peek::InDialog);
+        assert_eq!(
+            m("INVITE sip:a@b SIP/2.0\r\nTo: <sip:a@b>\r\n\r\n"),
+            Peek::NewInvite
+        );
+        assert_eq!(
+            m("INVITE sip:a@b SIP/2.0\r\nt: <sip:a@b>;tag=x\r\n\r\n"),
+            Peek::InDialog
+        );
+        assert_eq!(
+            m("OPTIONS sip:a@b SIP/2.0\r\nTo: <sip:a@b>\r\n\r\n"),
+            Peek::OutOfDialog
+        );
+        assert_eq!(
+            m("BYE sip:a@b SIP/2.0\r\nTo: <sip:a@b>;TAG=1\r\n\r\n"),
+            Peek::InDialog
+        );
         assert_eq!(m("REGISTER sip:b SIP/2.0\r\n\r\n"), Peek::Register);
         assert_eq!(m("ACK sip:a@b SIP/2.0\r\n\r\n"), Peek::InDialog);
         assert_eq!(m("SIP/2.0 200 OK\r\n\r\n"), Peek::Response);
         // The To header's tag must be in To, not in a body.
-        assert_eq!(m("INVITE sip:a@b SIP/2.0\r\nTo: <sip:a@b>\r\n\r\nTo: x;tag=1"), Peek::NewInvite);
+        assert_eq!(
+            m("INVITE sip:a@b SIP/2.0\r\nTo: <sip:a@b>\r\n\r\nTo: x;tag=1"),
+            Peek::NewInvite
+        );
         for junk in ["", "\r\n", "INVITE", ":", "\n\n\n"] {
             let _ = m(junk);
         }

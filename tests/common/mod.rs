@@ -8,6 +8,7 @@
 #![allow(dead_code)]
 
 pub mod pg;
+pub mod ua;
 
 use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, UdpSocket};
@@ -118,26 +119,57 @@ impl Vaxel {
     }
 
     pub fn start_with(flows: &Path, data_url: &str, data_dir: &Path, extra: &[&str]) -> Vaxel {
+        Vaxel::start_env(flows, data_url, data_dir, extra, &[])
+    }
+
+    /// As [`Vaxel::start_with`], with environment variables; `extra` may
+    /// replace the defaults for `--sip-listen`, `--shards`, `--config` and
+    /// `--show-numbers` (left out when given).
+    pub fn start_env(
+        flows: &Path,
+        data_url: &str,
+        data_dir: &Path,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Vaxel {
+        let config = root().join("tests/vaxel.toml");
+        let defaults: [(&str, Option<&str>); 4] = [
+            ("--sip-listen", Some(SIP)),
+            ("--shards", Some("2")),
+            ("--config", config.to_str()),
+            ("--show-numbers", None),
+        ];
+        let mut args: Vec<String> = vec!["serve".into()];
+        for (flag, value) in defaults {
+            if extra.contains(&flag)
+                || (flag == "--show-numbers" && extra.contains(&"--hide-numbers"))
+            {
+                continue;
+            }
+            args.push(flag.into());
+            if let Some(v) = value {
+                args.push(v.into());
+            }
+        }
+        let extra: Vec<&str> = extra
+            .iter()
+            .copied()
+            .filter(|a| *a != "--hide-numbers")
+            .collect();
         let mut child = Command::new(env!("CARGO_BIN_EXE_vaxel"))
+            .args(&args)
             .args([
-                "serve",
-                "--sip-listen",
-                SIP,
                 "--rtp-ports",
                 "30000-31000",
-                "--shards",
-                "2",
-                "--show-numbers",
                 "--flows",
                 flows.to_str().unwrap(),
                 "--data",
                 data_url,
                 "--data-dir",
                 data_dir.to_str().unwrap(),
-                "--config",
-                root().join("tests/vaxel.toml").to_str().unwrap(),
             ])
             .args(extra)
+            .envs(env.iter().copied())
             .current_dir(root())
             .env("RUST_LOG", "vaxel=debug")
             .stdout(Stdio::null())

@@ -1,0 +1,140 @@
+//! The engine over virtual time on sequences: an INVITE, then mutated ACK,
+//! CANCEL, BYE, re-INVITE, INFO, NOTIFY and other requests (in or out of the
+//! dialog), RTP from the caller and from strangers, failed port binds and time
+//! passing. Invariants: nothing panics; no request gets two different final
+//! responses; and once input stops, every call ends and every transaction is
+//! gone (state returns to empty).
+#![no_main]
+use arbitrary::Arbitrary;
+use libfuzzer_sys::fuzz_target;
+use std::collections::HashMap;
+use std::time::Instant;
+use vaxel::engine::EngineConfig;
+use vaxel::sip::message::{HeaderName, Message};
+use vaxel::sip::parse::parse_message;
+use vaxel::sip::Transport;
+use vaxel_fuzz::{after, drain, SipRequest};
+
+#[derive(Arbitrary, Debug)]
+enum Step {
+    /// A request; `in_dialog` puts the engine's To tag on it.
+    Sip { req: SipRequest, in_dialog: bool },
+    /// An RTP packet to the call's port, from the caller or a stranger.
+    Rtp { stranger: bool, pt: u8, payload: Vec<u8> },
+    /// An RFC 4733 key press.
+    Dtmf { stranger: bool, key: u8, end: bool },
+    Advance(u16),
+}
+
+#[derive(Arbitrary, Debug)]
+struct Input {
+    invite: SipRequest,
+    bind_ok: bool,
+    steps: Vec<Step>,
+}
+
+fn to_tag(resp: &[u8]) -> Option<String> {
+    let Ok(Message::Response(r)) = parse_message(resp, false) else {
+        return None;
+    };
+    let to = r.headers.get(&HeaderName::To)?;
+    to.split(";tag=").nth(1).map(|t| t.split(';').next().unwrap_or("").to_string())
+}
+
+fuzz_target!(|input: Input| {
+    let cfg = EngineConfig {
+        rtp_ports: vec![20000, 20002, 20004, 20006],
+        ..EngineConfig::default()
+    };
+    let mut e = vaxel_fuzz::engine(cfg);
+    let t0 = Instant::now();
+    let mut ms = 0u64;
+    let caller = "127.0.0.1:5061".parse().unwrap();
+    let local = "127.0.0.1:5060".parse().unwrap();
+    let mut finals: HashMap<String, u16> = HashMap::new();
+    let mut tag: Option<String> = None;
+    let mut check = |sent: Vec<Vec<u8>>, tag: &mut Option<String>| {
+        for s in sent {
+            let Ok(Message::Response(r)) = parse_message(&s, false) else {
+                continue;
+            };
+            if tag.is_none() && r.status >= 100 {
+                *tag = to_tag(&s);
+            }
+            if r.status < 200 {
+                continue;
+            }
+            let key = format!(
+                "{}|{}|{}",
+                r.headers.get(&HeaderName::Via).unwrap_or(""),
+                r.headers.get(&HeaderName::CallId).unwrap_or(""),
+                r.headers.get(&HeaderName::CSeq).unwrap_or("")
+            );
+            let prev = finals.insert(key.clone(), r.status);
+            assert!(
+                prev.is_none_or(|p| p == r.status),
+                "two final responses for one request: {prev:?} then {} ({key})",
+                r.status
+            );
+        }
+    };
+    let mut inv = input.invite.clone();
+    inv.method = vaxel_fuzz::MethodPick::Invite;
+    inv.to_tag = None;
+    e.handle_sip(t0, Transport::Udp, caller, local, &inv.render(None));
+    check(drain(&mut e, t0, input.bind_ok), &mut tag);
+    for step in input.steps.iter().take(64) {
+        let now = after(t0, ms);
+        match step {
+            Step::Sip { req, in_dialog } => {
+                let t = if *in_dialog { tag.as_deref() } else { None };
+                e.handle_sip(now, Transport::Udp, caller, local, &req.render(t));
+            }
+            Step::Rtp { stranger, pt, payload } => {
+                let from = if *stranger { "127.0.0.66:4000" } else { "127.0.0.1:40000" };
+                let pkt = rtp_rs::RtpPacketBuilder::new()
+                    .payload_type(*pt & 0x7f)
+                    .ssrc(5)
+                    .sequence((ms as u16).into())
+                    .timestamp(ms as u32 * 8)
+                    .payload(payload)
+                    .build();
+                if let Ok(p) = pkt {
+                    for port in [20000u16, 20002, 20004, 20006] {
+                        e.handle_rtp(now, port, from.parse().unwrap(), &p);
+                    }
+                }
+            }
+            Step::Dtmf { stranger, key, end } => {
+                let from = if *stranger { "127.0.0.66:4000" } else { "127.0.0.1:40000" };
+                let payload = [key % 17, if *end { 0x80 } else { 0 }, 0, 160];
+                if let Ok(p) = rtp_rs::RtpPacketBuilder::new()
+                    .payload_type(101)
+                    .ssrc(5)
+                    .sequence((ms as u16).into())
+                    .timestamp(4000)
+                    .payload(&payload)
+                    .build()
+                {
+                    for port in [20000u16, 20002, 20004, 20006] {
+                        e.handle_rtp(now, port, from.parse().unwrap(), &p);
+                    }
+                }
+            }
+            Step::Advance(d) => {
+                ms += u64::from(*d);
+                e.handle_timeout(after(t0, ms));
+            }
+        }
+        let now = after(t0, ms);
+        check(drain(&mut e, now, true), &mut tag);
+    }
+    // Input stops: within a few minutes of virtual time everything ends.
+    for _ in 0..400 {
+        ms += 1000;
+        e.handle_timeout(after(t0, ms));
+        check(drain(&mut e, after(t0, ms), true), &mut tag);
+    }
+    assert_eq!(e.call_count(), 0, "a call outlived its timeouts");
+    assert_eq!(e.transaction_count(), 0, "a transaction outlived its timers");
+});
