@@ -170,6 +170,20 @@ impl UdpUa {
         a
     }
 
+    /// Answers a request the engine sent (its BYE) with 200.
+    pub fn ok(&self, req: &str) {
+        let mut resp = String::from("SIP/2.0 200 OK\r\n");
+        for l in req.lines() {
+            let name = l.split(':').next().unwrap_or("").to_ascii_lowercase();
+            if ["via", "from", "to", "call-id", "cseq"].contains(&name.as_str()) {
+                resp.push_str(l);
+                resp.push_str("\r\n");
+            }
+        }
+        resp.push_str("Content-Length: 0\r\n\r\n");
+        self.send(&resp);
+    }
+
     pub fn bye(&self, call_id: &str, to_tag: &str) {
         self.send(&in_dialog(
             "BYE",
