@@ -39,7 +39,12 @@ fi
 
 ip link set lo up
 ulimit -n "$(ulimit -Hn)"
-V=target/release/vaxel
+# VAXEL_BIN compares another build (e.g. the previous commit's); BENCH_CONFIG=none
+# runs it without bench/vaxel.toml (a build that does not know its keys).
+V=${VAXEL_BIN:-target/release/vaxel}
+BENCH_CONFIG=${BENCH_CONFIG:-bench/vaxel.toml}
+cfg_args=()
+[ "$BENCH_CONFIG" = none ] || cfg_args=(--config "$BENCH_CONFIG")
 L=target/release/vaxel-rtpload
 CALLS=${CALLS:-"500 1000 2000"}
 MEASURE=${MEASURE:-20}
@@ -58,7 +63,7 @@ start_vaxel() { # logfile, extra args...
   local log=$1; shift
   local db=${DATA_URL:-sqlite://$out/vaxel-$RANDOM.db}
   $V serve --sip-listen 127.0.0.1:5060 --rtp-ports 20000-59999 --max-calls 15000 \
-    --flows "${FLOWS:-$out/readback}" --data "$db" --data-dir "$out/data" --drain-timeout 5 ${VAXEL_ARGS:-} "$@" >"$log" 2>&1 &
+    --flows "${FLOWS:-$out/readback}" --data "$db" --data-dir "$out/data" --drain-timeout 5 "${cfg_args[@]}" ${VAXEL_ARGS:-} "$@" >"$log" 2>&1 &
   VP=$!
   for _ in $(seq 100); do grep -q "listening for SIP" "$log" && return 0; sleep 0.1; done
   echo "vaxel did not start: $(tail -3 "$log")"; exit 1
@@ -258,11 +263,57 @@ flows_bench() {
   echo "  (nominal: the announcement follows the 2.90 s welcome, or for a known caller the 3.88 s greeting)"
 }
 
+# Past capacity: SIPp offers 1.2x and 2x TOP (the highest clean set-up rate of
+# this machine's setup run) for STEP seconds; the engine should complete what
+# it admits and refuse the rest at once with 503, not let everything time out.
+shed() {
+  local top=${TOP:-10000}
+  echo
+  echo "== past capacity: offered 1.2x and 2x ${top}/s for ${STEP} s (SIPP_PROCS=${SIPP_PROCS:-1})"
+  $L recv --duration 100000 >/dev/null 2>&1 &
+  local sink=$!
+  for mult in 12 20; do
+    local rate=$(( top * mult / 10 ))
+    start_vaxel "$out/vaxel-shed-$rate.log"
+    local procs=${SIPP_PROCS:-1} pids=() files=()
+    local each=$(( rate / procs )) n=$(( rate / procs * STEP ))
+    for i in $(seq "$procs"); do
+      local stf="$out/shed-$rate-$i.csv"
+      timeout $(( STEP + 40 )) sipp 127.0.0.1:5060 -sf bench/sipp/call.xml -i 127.0.0.1 -p $(( 5070 + i )) -r "$each" -m "$n" -d 0 \
+        -buff_size 4194304 -nostdin -trace_stat -stf "$stf" -fd 1 -timeout $(( STEP + 30 )) >/dev/null 2>&1 &
+      pids+=($!); files+=("$stf")
+    done
+    wait "${pids[@]}" 2>/dev/null || true
+    stop "$VP"
+    python3 - "$rate" "$n" "$(grep -c ' 503 \|shed\|overloaded' "$out/vaxel-shed-$rate.log" || true)" "${files[@]}" <<'PY'
+import csv, sys
+rate, n_each = int(sys.argv[1]), int(sys.argv[2])
+files = sys.argv[4:]
+tot = {}
+for f in files:
+    rows = list(csv.reader(open(f), delimiter=';'))
+    h, last = rows[0], rows[-1]
+    for k in ("SuccessfulCall(C)", "FailedCall(C)", "Retransmissions(C)", "FailedUnexpectedMessage(C)", "FailedMaxUDPRetrans(C)", "FailedCallRejected(C)"):
+        if k in h:
+            tot[k] = tot.get(k, 0.0) + float(last[h.index(k)])
+n = n_each * len(files)
+ok = tot.get("SuccessfulCall(C)", 0)
+refused = tot.get("FailedUnexpectedMessage(C)", 0) + tot.get("FailedCallRejected(C)", 0)
+timeouts = tot.get("FailedMaxUDPRetrans(C)", 0)
+retr = tot.get("Retransmissions(C)", 0)
+print(f"  offered {rate}/s ({n} calls): completed {100*ok/n:.1f} %, refused at once (503) {100*refused/n:.1f} %, "
+      f"timed out {100*timeouts/n:.1f} %, other {100*(n-ok-refused-timeouts)/n:.1f} %, retransmissions {100*retr/max(1,n*4):.1f} % of messages")
+PY
+  done
+  stop "$sink"
+}
+
 case "$what" in
   flows) flows_bench ;;
+  shed) shed ;;
   media) media ;;
   setup) setup ;;
   soak) soak ;;
   all) media; setup ;;
-  *) echo "usage: $0 [media|setup|soak|flows|all]"; exit 2 ;;
+  *) echo "usage: $0 [media|setup|shed|soak|flows|all]"; exit 2 ;;
 esac

@@ -539,7 +539,11 @@ fn a_third_party_named_in_the_sdp_gets_nothing() {
     }
     assert_eq!(bytes, 0, "{bytes} bytes were sent to the third party");
     let got = ua.requests(Duration::from_millis(500));
-    assert_eq!(v.wait_count("sent no RTP at all", 1), 1, "the call without RTP was not ended");
+    assert_eq!(
+        v.wait_count("sent no RTP at all", 1),
+        1,
+        "the call without RTP was not ended"
+    );
     for bye in got.iter().filter(|r| r.starts_with("BYE ")) {
         ua.ok(bye);
     }

@@ -283,7 +283,7 @@ fn a_caller_that_sends_no_rtp_is_hung_up() {
         "hung up after {took:?}"
     );
     assert_eq!(
-        vaxel.wait_count("no RTP from caller", 1),
+        vaxel.wait_count("sent no RTP at all", 1),
         1,
         "{}",
         vaxel.log()

@@ -326,7 +326,7 @@ pub struct Engine {
 
 impl Engine {
     pub fn new(cfg: EngineConfig, flows: Arc<FlowSet>, gate: Arc<CallGate>) -> Engine {
-        let free_ports = cfg.rtp_ports.iter().copied().collect();
+        let free_ports = cfg.rtp_ports.to_vec();
         let rng = cfg.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
         Engine {
             cfg,
@@ -621,8 +621,8 @@ impl Engine {
     /// transaction is not kept; a call's own INVITE transaction is always kept
     /// (calls are bounded by the call gate).
     fn hold_tx(&mut self, key: TransactionKey, stx: ServerTx) -> bool {
-        if self.server_tx.contains_key(&key) {
-            self.server_tx.insert(key, stx);
+        if let Some(held) = self.server_tx.get_mut(&key) {
+            *held = stx;
             return true;
         }
         let ip = stx.dest().ip();

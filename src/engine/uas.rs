@@ -323,7 +323,7 @@ impl Engine {
             .unwrap_or_default();
         let trunk = self.cfg.trunks.iter().find(|t| t.contains(source.ip()));
         if let Some(t) = trunk {
-            if !t.numbers.is_empty() && !t.numbers.iter().any(|n| *n == dialled) {
+            if !t.numbers.is_empty() && !t.numbers.contains(&dialled) {
                 self.stats.calls_no_flow += 1;
                 return refuse(self, tx, 404, vec![]);
             }

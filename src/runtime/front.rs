@@ -31,6 +31,16 @@ const TCP_OUT_QUEUE: usize = 256;
 /// How long the shards are told to spare a rate-limited source retransmissions.
 const LIMITED_FOR: Duration = Duration::from_secs(2);
 
+/// A message a TCP connection framed: transport, source, local address, the
+/// bytes, and where the front's own answer (a shed 503) goes.
+type FromConnection = (
+    Transport,
+    SocketAddr,
+    SocketAddr,
+    Vec<u8>,
+    mpsc::Sender<Vec<u8>>,
+);
+
 /// What the front needs to know from the configuration.
 pub(super) struct FrontConfig {
     pub limits: LimitsConfig,
@@ -218,13 +228,7 @@ pub(super) async fn run(
     let mut signals = Signals::new()?;
     let mut guard = Guard::new(cfg);
     let mut accept_paused_until: Option<tokio::time::Instant> = None;
-    let (tcp_in_tx, mut tcp_in) = mpsc::channel::<(
-        Transport,
-        SocketAddr,
-        SocketAddr,
-        Vec<u8>,
-        mpsc::Sender<Vec<u8>>,
-    )>(1024);
+    let (tcp_in_tx, mut tcp_in) = mpsc::channel::<FromConnection>(1024);
     loop {
         let accept_ready = async {
             if let Some(t) = accept_paused_until {
@@ -379,13 +383,7 @@ struct Connection {
     reply: mpsc::Sender<Vec<u8>>,
     /// Calls using this connection (set by the shards): never idle while > 0.
     pins: Arc<AtomicUsize>,
-    to_front: mpsc::Sender<(
-        Transport,
-        SocketAddr,
-        SocketAddr,
-        Vec<u8>,
-        mpsc::Sender<Vec<u8>>,
-    )>,
+    to_front: mpsc::Sender<FromConnection>,
     writers: TcpWriters,
     holdings: Arc<Mutex<Holdings>>,
     idle: Duration,

@@ -254,6 +254,11 @@ pub fn serve(cfg: Config) -> Result<(), RuntimeError> {
     }
 
     tracing::info!(%local, shards, rtp = %format!("{lo}-{hi}"), max_calls = cfg.sip.max_calls, "vaxel listening for SIP on UDP and TCP");
+    if trunks.is_empty() && !local.ip().is_loopback() {
+        tracing::warn!(%local, "no [[trunks]] configured: anyone who reaches this address may call (per-source limits apply); list your provider's addresses under [[trunks]] to refuse the rest with 403");
+    } else if !trunks.is_empty() && cfg.sip.allow_any_caller {
+        tracing::warn!("sip.allow_any_caller: callers from addresses that are no trunk are let in (per-source limits apply)");
+    }
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;

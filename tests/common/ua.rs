@@ -29,6 +29,7 @@ pub fn invite(
     format!("INVITE sip:{user}@{ruri_host} SIP/2.0\r\nVia: SIP/2.0/{transport} {via};branch=z9hG4bK-{call_id};rport\r\nFrom: <sip:+46701234567@{}>;tag=ua\r\nTo: <sip:{user}@{ruri_host}>\r\nCall-ID: {call_id}\r\nCSeq: 1 INVITE\r\nMax-Forwards: 70\r\nContact: <sip:caller@{via}>\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}", via.ip(), sdp.len())
 }
 
+#[allow(clippy::too_many_arguments)]
 pub fn in_dialog(
     method: &str,
     call_id: &str,
