@@ -139,6 +139,9 @@ struct ServeArgs {
     /// Hang up calls whose caller sends no RTP for this many seconds [default: 60]
     #[arg(long)]
     rtp_timeout: Option<u64>,
+    /// Hang up calls whose caller has sent no RTP at all this many seconds after the answer [default: 10]
+    #[arg(long)]
+    first_rtp_timeout: Option<u64>,
     /// Concurrent call limit; past it new calls get 503 [default: 5000]
     #[arg(long)]
     max_calls: Option<usize>,
@@ -197,6 +200,9 @@ fn run() -> anyhow::Result<()> {
             }
             if let Some(v) = a.rtp_timeout {
                 cfg.rtp.timeout_s = v;
+            }
+            if let Some(v) = a.first_rtp_timeout {
+                cfg.rtp.first_timeout_s = v;
             }
             if let Some(v) = a.max_calls {
                 cfg.sip.max_calls = v;

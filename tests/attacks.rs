@@ -62,6 +62,20 @@ fn hears_welcome(call_id: &str, rtp_port: u16) -> (UdpUa, Answer) {
     assert_eq!(a.status, 200, "{call_id}: {}", a.raw);
     rtp.wait_first(Duration::from_secs(5));
     rtp.record(Duration::from_millis(2500));
+    // On time too: the mean spacing stays 20 ms and no packet is badly late.
+    let pk = &rtp.packets;
+    let span = (pk[pk.len() - 1].at - pk[0].at).as_secs_f64() * 1000.0;
+    let mean = span / (pk.len() - 1) as f64;
+    let mut gaps: Vec<f64> = pk
+        .windows(2)
+        .map(|w| (w[1].at - w[0].at).as_secs_f64() * 1000.0)
+        .collect();
+    let p99 = percentile(&mut gaps, 0.99);
+    assert!(
+        (19.0..21.0).contains(&mean),
+        "{call_id}: mean spacing {mean:.2} ms"
+    );
+    assert!(p99 < 60.0, "{call_id}: p99 spacing {p99:.2} ms");
     let prompts = prompts();
     assert!(
         find_prompt_start(
@@ -515,7 +529,7 @@ fn a_third_party_named_in_the_sdp_gets_nothing() {
     if !isolate("a_third_party_named_in_the_sdp_gets_nothing") {
         return;
     }
-    let v = start("amplify", "[rtp]\nfirst_timeout_s = 3\n", &[], &[]);
+    let v = start("amplify", "", &["--first-rtp-timeout", "3"], &[]);
     let victim = UdpSocket::bind("127.0.0.77:40050").unwrap();
     victim
         .set_read_timeout(Some(Duration::from_millis(100)))
