@@ -425,6 +425,35 @@ fn over_the_limit_gets_503_retry_after_and_calls_in_progress_go_on() {
     assert!(h.rtp.len() >= 10, "the first call keeps playing");
 }
 
+/// Found by the engine_sequence fuzz target: a broken copy of an answered
+/// INVITE (same branch, a control character in the Request-URI) drew a 400
+/// after the 200, two final answers to one transaction. It is absorbed now.
+#[test]
+fn a_broken_copy_of_an_answered_invite_gets_no_second_final_answer() {
+    let mut h = Harness::new(EngineConfig::default(), 10);
+    h.send(&invite("call-70", "z9hG4bK70", "0"));
+    assert_eq!(h.statuses(), vec![100, 200]);
+    let broken = invite("call-70", "z9hG4bK70", "0").replace("sip:100@", "sip:\u{0}5$@");
+    h.send(&broken);
+    let firsts: Vec<String> = h
+        .sip
+        .iter()
+        .map(|d| {
+            String::from_utf8_lossy(d)
+                .lines()
+                .next()
+                .unwrap_or("")
+                .to_string()
+        })
+        .collect();
+    assert_eq!(
+        firsts,
+        ["SIP/2.0 100 Trying", "SIP/2.0 200 OK"],
+        "no 400 after the 200"
+    );
+    assert_eq!(h.e.call_count(), 1);
+}
+
 #[test]
 fn caller_who_never_sends_rtp_is_hung_up_after_the_first_rtp_timeout() {
     let mut h = Harness::new(EngineConfig::default(), 10);

@@ -64,6 +64,13 @@ impl Engine {
                 error,
                 headers: Some(h),
             }) if can_answer(&h) && !is_ack(&h) => {
+                // A broken copy of a request whose transaction exists (same
+                // branch, sent-by and method) belongs to that transaction: it
+                // has its answer already, and gets no second, different one.
+                if self.matches_server_tx(&h) {
+                    self.stats.retransmissions_absorbed += 1;
+                    return;
+                }
                 self.stats.rejected_malformed += 1;
                 tracing::debug!(%source, %error, "malformed request refused");
                 let mut resp = make_response_from_headers(&h, error.status(), Some("x"), source);
@@ -83,6 +90,23 @@ impl Engine {
                 tracing::debug!(%source, %error, "malformed message dropped");
             }
         }
+    }
+
+    fn matches_server_tx(&self, h: &crate::sip::message::Headers) -> bool {
+        let Some(method) = h
+            .get(&HeaderName::CSeq)
+            .and_then(|c| c.split_whitespace().nth(1))
+            .map(Method::from_token)
+        else {
+            return false;
+        };
+        let probe = Request {
+            method: method.clone(),
+            uri: String::new(),
+            headers: h.clone(),
+            body: Vec::new(),
+        };
+        TransactionKey::server(&probe, &method).is_some_and(|k| self.server_tx.contains_key(&k))
     }
 
     fn on_request(
