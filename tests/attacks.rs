@@ -654,3 +654,61 @@ fn only_configured_trunks_may_call() {
     assert_eq!(r.status, 403, "{}", r.raw);
     assert!(v.stop().success());
 }
+
+/// SIPVicious, the scanner run against every PBX on the internet, from the
+/// attacker's address: it learns no version, finds no extension or password,
+/// and the engine still answers a caller from elsewhere with the welcome.
+#[test]
+fn sipvicious_scans_learn_nothing_and_calls_go_on() {
+    if !isolate("sipvicious_scans_learn_nothing_and_calls_go_on") {
+        return;
+    }
+    let v = start("sipvicious", "", &[], &[]);
+    let bin = |t: &str| {
+        root()
+            .join("target/pyenv/bin")
+            .join(format!("sipvicious_{t}"))
+    };
+    assert!(
+        bin("svmap").exists(),
+        "sipvicious is not installed: run ./scripts/test"
+    );
+    let run = |tool: &str, args: &[&str]| {
+        let out = std::process::Command::new(bin(tool))
+            .args(args)
+            .args(["-b", ATTACKER, "-p", "5090", "127.0.0.1"])
+            .output()
+            .unwrap();
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    };
+    let map = run("svmap", &[]);
+    assert!(map.contains("vaxel"), "svmap did not see the engine: {map}");
+    assert!(!map.contains("vaxel/"), "svmap learned a version: {map}");
+    let war = run("svwar", &["-e100-400", "--maximumtime", "20"]);
+    assert!(
+        war.contains("found nothing"),
+        "svwar (REGISTER) found something: {war}"
+    );
+    let crack = run(
+        "svcrack",
+        &["-u", "100", "-r", "1000-1400", "--maximumtime", "20"],
+    );
+    assert!(
+        !crack.to_lowercase().contains("password found") && !crack.contains("| 100 "),
+        "svcrack: {crack}"
+    );
+    let war_invite = run(
+        "svwar",
+        &["-e100-400", "-m", "INVITE", "--maximumtime", "20"],
+    );
+    eprintln!("svwar INVITE: {}", war_invite.lines().last().unwrap_or(""));
+    let rss = rss_kib(v.pid());
+    assert!(rss < 200 * 1024, "RSS {rss} KiB after the scans");
+    let (ua, a) = hears_welcome("after-sipvicious", 40080);
+    ua.bye("after-sipvicious", &a.to_tag);
+    assert_eq!(v.count("panic"), 0);
+}
