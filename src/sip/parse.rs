@@ -201,11 +201,16 @@ pub fn parse_message(buf: &[u8], stream: bool) -> Result<Message, Malformed> {
         if line.starts_with(' ') || line.starts_with('\t') {
             match headers.0.last_mut() {
                 Some((_, v)) => {
-                    // Folding is one SP (§7.3.1); none when the value was empty.
-                    if !v.is_empty() {
-                        v.push(' ');
+                    // Folding is one SP (§7.3.1); none when the value was
+                    // empty, or when the continuation is only whitespace (a
+                    // trailing SP would not survive printing and parsing).
+                    let more = line.trim();
+                    if !more.is_empty() {
+                        if !v.is_empty() {
+                            v.push(' ');
+                        }
+                        v.push_str(more);
                     }
-                    v.push_str(line.trim());
                 }
                 None => header_error = header_error.or(Some(ParseError::BadHeaderLine)),
             }
@@ -493,6 +498,23 @@ pub fn peek_header<'a>(buf: &'a [u8], long: &[u8], compact: &[u8]) -> Option<&'a
 #[allow(clippy::indexing_slicing, clippy::arithmetic_side_effects)]
 mod tests {
     use super::*;
+
+    /// Found by the sip_message fuzz target: a continuation line of only
+    /// whitespace left a trailing space that printing and parsing again lost.
+    #[test]
+    fn a_whitespace_only_continuation_line_adds_nothing() {
+        let raw = "OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bKx\r\nFrom: <sip:c@d>;tag=1\r\nTo: <sip:a@b>\r\nCall-ID: x\r\nCSeq: 1 OPTIONS\r\nX-New: value\r\n contin\n  \n\r\n";
+        let m = parse_datagram(raw.as_bytes()).unwrap();
+        assert_eq!(
+            m.headers().get(&HeaderName::Other("x-new".into())),
+            Some("value contin")
+        );
+        let again = parse_datagram(&m.to_bytes()).unwrap();
+        assert_eq!(
+            again.headers().get(&HeaderName::Other("x-new".into())),
+            Some("value contin")
+        );
+    }
 
     #[test]
     fn peeks_the_kind_of_request() {
