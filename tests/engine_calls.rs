@@ -84,7 +84,9 @@ impl Harness {
         while let Some(o) = self.e.poll_output() {
             match o {
                 Output::Sip { data, to, .. } => {
-                    assert_eq!(to, PEER.parse::<SocketAddr>().unwrap());
+                    // Answers go back where requests came from (PEER unless a
+                    // test sends from elsewhere).
+                    assert!(to.ip().is_loopback(), "{to}");
                     self.sip.push(data);
                 }
                 Output::Rtp { port, data, .. } => self.rtp.push((self.now, port, data)),
@@ -106,6 +108,18 @@ impl Harness {
             self.now,
             Transport::Udp,
             PEER.parse().unwrap(),
+            local,
+            msg.as_bytes(),
+        );
+        self.drain();
+    }
+
+    fn send_from(&mut self, from: &str, msg: &str) {
+        let local: SocketAddr = "127.0.0.1:5060".parse().unwrap();
+        self.e.handle_sip(
+            self.now,
+            Transport::Udp,
+            from.parse().unwrap(),
             local,
             msg.as_bytes(),
         );
@@ -759,4 +773,65 @@ fn the_human_key_during_the_welcome_goes_to_the_human_queue_at_once() {
     assert_eq!(r.wait_ms, Some(3000));
     assert_eq!(r.announced_ms, Some(0), "the welcome is the announcement");
     assert_eq!(r.lookup_ms, Some(0));
+}
+
+fn options(id: &str, from: &str) -> String {
+    format!("OPTIONS sip:100@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP {from};branch=z9hG4bK{id}\r\nFrom: <sip:a@127.0.0.1>;tag=1\r\nTo: <sip:100@127.0.0.1>\r\nCall-ID: {id}\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n")
+}
+
+/// Server transactions are bounded per source: past its share a source's new
+/// requests are dropped (its in-dialog requests still reach their calls),
+/// while another source is answered; the share comes back as timers J expire.
+#[test]
+fn a_source_holds_at_most_its_share_of_server_transactions() {
+    let cfg = EngineConfig {
+        transactions_per_source: 50,
+        ..EngineConfig::default()
+    };
+    let mut h = Harness::new(cfg, 10);
+    for i in 0..80 {
+        h.send_from(
+            "127.0.0.66:5070",
+            &options(&format!("flood{i}"), "127.0.0.66:5070"),
+        );
+    }
+    assert_eq!(h.statuses().len(), 50, "only the share was answered");
+    assert_eq!(h.e.stats.dropped_source_transactions, 30);
+    h.send_from("127.0.0.1:5061", &options("other", "127.0.0.1:5061"));
+    assert_eq!(h.statuses().len(), 51, "another source is answered");
+    // Timer J (64*T1 over UDP) frees the share.
+    h.advance(Duration::from_secs(33));
+    assert_eq!(h.e.transaction_count(), 0);
+    h.send_from("127.0.0.66:5070", &options("again", "127.0.0.66:5070"));
+    assert_eq!(h.statuses().len(), 52);
+}
+
+/// A request replayed many times draws the response again at most once per
+/// T1/2, and never while the front rate-limits its source.
+#[test]
+fn replayed_requests_draw_responses_no_faster_than_t1_over_2() {
+    let mut h = Harness::new(EngineConfig::default(), 10);
+    let msg = options("replay", "127.0.0.66:5070");
+    for _ in 0..100 {
+        h.send_from("127.0.0.66:5070", &msg);
+        h.advance(Duration::from_millis(10));
+    }
+    // One second of replays: the answer, then one resend per 250 ms.
+    let n = h.statuses().len();
+    assert!((4..=6).contains(&n), "{n} responses to 100 replays in 1 s");
+    let now = h.now;
+    h.e.source_limited(
+        now,
+        "127.0.0.66".parse().unwrap(),
+        now + Duration::from_secs(2),
+    );
+    for _ in 0..100 {
+        h.send_from("127.0.0.66:5070", &msg);
+        h.advance(Duration::from_millis(10));
+    }
+    assert_eq!(
+        h.statuses().len(),
+        n,
+        "nothing goes to a rate-limited source"
+    );
 }
