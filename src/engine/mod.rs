@@ -23,6 +23,7 @@
 mod app;
 pub mod call;
 mod dialog;
+mod guard;
 pub mod record;
 mod uas;
 
@@ -616,70 +617,6 @@ impl Engine {
         }
     }
 
-    /// Keeps a server transaction, counted against its source's share. Past the
-    /// shard's total the answer already sent stands alone (stateless) and the
-    /// transaction is not kept; a call's own INVITE transaction is always kept
-    /// (calls are bounded by the call gate).
-    fn hold_tx(&mut self, key: TransactionKey, stx: ServerTx) -> bool {
-        if let Some(held) = self.server_tx.get_mut(&key) {
-            *held = stx;
-            return true;
-        }
-        let ip = stx.dest().ip();
-        if stx.belongs_to_call() {
-            self.tx_per_source.take_exempt(ip);
-        } else if self
-            .tx_per_source
-            .try_take(ip, usize::MAX, self.cfg.transactions)
-            .is_err()
-        {
-            self.stats.stateless_answers += 1;
-            return false;
-        }
-        self.server_tx.insert(key, stx);
-        true
-    }
-
-    fn drop_tx(&mut self, key: &TransactionKey) {
-        if let Some(stx) = self.server_tx.remove(key) {
-            self.tx_per_source.release(stx.dest().ip());
-            self.resent_at.remove(key);
-        }
-    }
-
-    /// Whether a source already holds its share of server transactions: its new
-    /// out-of-dialog requests are dropped (counted) until some complete.
-    fn source_full(&self, ip: IpAddr) -> bool {
-        self.tx_per_source.of(&ip) >= self.cfg.transactions_per_source
-    }
-
-    /// A retransmitted request may draw the last response again at most once
-    /// per T1/2, and never towards a source the front is rate-limiting: a
-    /// replayed request is no lever for amplification.
-    fn may_resend(&mut self, now: Instant, key: &TransactionKey, to: IpAddr) -> bool {
-        if self.is_limited(now, to) {
-            return false;
-        }
-        let min = self.cfg.timers.t1 / 2;
-        match self.resent_at.get(key) {
-            Some(t) if now.saturating_duration_since(*t) < min => false,
-            _ => {
-                self.resent_at.insert(key.clone(), now);
-                true
-            }
-        }
-    }
-
-    /// The front is rate-limiting `ip` until `until`.
-    pub fn source_limited(&mut self, now: Instant, ip: IpAddr, until: Instant) {
-        self.limited.retain(|_, t| *t > now);
-        self.limited.insert(ip, until);
-    }
-
-    fn is_limited(&self, now: Instant, ip: IpAddr) -> bool {
-        self.limited.get(&ip).is_some_and(|t| *t > now)
-    }
-
     /// The runtime bound (or failed to bind) a port asked for with `OpenMedia`.
     pub fn media_opened(&mut self, now: Instant, port: u16, ok: bool) {
         self.on_media_opened(now, port, ok);
@@ -703,86 +640,6 @@ impl Engine {
             self.stats.rtp_foreign += 1;
         }
         self.drain_media_events(now, id);
-    }
-
-    /// Handling an input panicked (a bug: input must never panic). The runtime
-    /// caught it at the input boundary; the call that input was for is torn
-    /// down here without trusting its state (no flow, no record beyond the
-    /// ending), so that only that call ends. Returns the call, if there was one.
-    pub fn recover_from_panic(&mut self, now: Instant) -> Option<CallRef> {
-        self.stats.panics += 1;
-        let id = self.in_progress.take()?;
-        let call = self.calls.remove(&id)?;
-        self.release_slot(call.media_slot);
-        let pending = self.pending_invites.remove(&id);
-        self.by_call_id.remove(&call.dialog.call_id);
-        if call.port != 0 {
-            self.by_port.remove(&call.port);
-            self.out.push_back(Output::CloseMedia { port: call.port });
-            self.free_ports.push(call.port);
-        }
-        self.gate.release(call.dialog.peer.ip());
-        if let Transport::Tcp(conn) = call.dialog.transport {
-            self.out.push_back(Output::UnpinConnection(conn));
-        }
-        self.stats.calls_ended += 1;
-        // Tell the caller: BYE when the dialog is up, 500 to a pending INVITE.
-        let mut call = call;
-        if matches!(
-            call.state,
-            call::CallState::Answered | call::CallState::Confirmed
-        ) {
-            self.send_in_dialog(
-                now,
-                &mut call,
-                crate::sip::message::Method::Bye,
-                vec![],
-                None,
-            );
-        } else if let Some(req) = pending {
-            let key = call.invite_key.clone();
-            let r = crate::sip::make_response(
-                &req,
-                500,
-                Some(&call.dialog.local_tag),
-                call.dialog.peer,
-            );
-            if let Some(ServerTx::Invite {
-                tx,
-                call: owner,
-                transport,
-                dest,
-            }) = self.server_tx.get_mut(&key)
-            {
-                *owner = None;
-                let (t, d) = (*transport, *dest);
-                let sent = tx.send_response(now, 500, r.to_bytes());
-                let next = tx.poll_timeout();
-                if let Some(b) = sent {
-                    self.send_sip(t, d, b);
-                }
-                self.schedule(next, TimerRef::Server(key));
-            }
-        }
-        call.span
-            .in_scope(|| tracing::error!("call ended after an internal error"));
-        Some(id)
-    }
-
-    /// Test builds: the configured number's calls panic here (see
-    /// `EngineConfig::panic_on_dialled`).
-    fn injected_fault(&self, id: CallRef) {
-        let Some(number) = self.cfg.panic_on_dialled.as_deref() else {
-            return;
-        };
-        if let Some(call) = self.calls.get(&id) {
-            if call.dialled == number {
-                panic!(
-                    "injected fault in call from {} to {number}\nsecond line",
-                    call.caller
-                );
-            }
-        }
     }
 
     /// While set, new calls get 503 with Retry-After (the runtime sets it when

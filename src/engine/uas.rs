@@ -67,7 +67,7 @@ impl Engine {
                 // A broken copy of a request whose transaction exists (same
                 // branch, sent-by and method) belongs to that transaction: it
                 // has its answer already, and gets no second, different one.
-                if self.matches_server_tx(&h) {
+                if self.matches_server_tx(&h, data) {
                     self.stats.retransmissions_absorbed += 1;
                     return;
                 }
@@ -92,14 +92,24 @@ impl Engine {
         }
     }
 
-    fn matches_server_tx(&self, h: &crate::sip::message::Headers) -> bool {
-        let Some(method) = h
+    fn matches_server_tx(&self, h: &crate::sip::message::Headers, data: &[u8]) -> bool {
+        // The method of the request line, which must be the CSeq's too.
+        let start = data
+            .iter()
+            .position(|b| *b == b' ')
+            .and_then(|n| data.get(..n))
+            .and_then(|m| std::str::from_utf8(m).ok())
+            .map(str::trim_start);
+        let cseq = h
             .get(&HeaderName::CSeq)
-            .and_then(|c| c.split_whitespace().nth(1))
-            .map(Method::from_token)
-        else {
+            .and_then(|c| c.split_whitespace().nth(1));
+        let (Some(start), Some(cseq)) = (start, cseq) else {
             return false;
         };
+        if start != cseq {
+            return false;
+        }
+        let method = Method::from_token(start);
         let probe = Request {
             method: method.clone(),
             uri: String::new(),

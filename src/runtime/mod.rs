@@ -8,6 +8,7 @@
 //! RTP sockets. Nothing here decides anything about calls.
 
 mod front;
+mod pktinfo;
 mod reload;
 mod shard;
 mod timer;
