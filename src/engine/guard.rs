@@ -35,6 +35,14 @@ impl Engine {
         true
     }
 
+    /// A per-source limit refused something: logged once per source and
+    /// limit per minute, with how many were refused meanwhile.
+    pub(super) fn limit_hit(&mut self, now: Instant, ip: IpAddr, what: &'static str) {
+        if let Some(n) = self.limit_log.hit(now, (ip, what)) {
+            tracing::warn!(source = %ip, refused = n, "limit reached: {what} (logged once a minute)");
+        }
+    }
+
     pub(super) fn drop_tx(&mut self, key: &TransactionKey) {
         if let Some(stx) = self.server_tx.remove(key) {
             self.tx_per_source.release(stx.dest().ip());

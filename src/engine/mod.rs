@@ -310,6 +310,8 @@ pub struct Engine {
     limited: HashMap<IpAddr, Instant>,
     /// When a retransmitted request last drew a response, per transaction.
     resent_at: HashMap<TransactionKey, Instant>,
+    /// When each (source, limit) was last logged.
+    limit_log: crate::limit::LogOnce,
     /// The call the input being handled belongs to, for panic recovery.
     in_progress: Option<CallRef>,
     timers: BinaryHeap<Reverse<(Instant, TimerRef)>>,
@@ -343,6 +345,7 @@ impl Engine {
             tx_per_source: crate::limit::Holdings::default(),
             limited: HashMap::new(),
             resent_at: HashMap::new(),
+            limit_log: crate::limit::LogOnce::default(),
             in_progress: None,
             timers: BinaryHeap::new(),
             out: VecDeque::new(),

@@ -162,6 +162,7 @@ impl Engine {
             .is_some_and(|n| n.tag().is_some());
         if !in_dialog && self.source_full(dest.ip()) {
             self.stats.dropped_source_transactions += 1;
+            self.limit_hit(now, dest.ip(), "server transactions per source (dropped)");
             return;
         }
         // No extension is supported: any Require gets 420 (§8.2.2.3).
@@ -363,7 +364,11 @@ impl Engine {
             }
         } else if !self.cfg.trunks.is_empty() && !self.cfg.allow_any_caller {
             self.stats.calls_refused_untrusted += 1;
-            tracing::debug!(%source, "INVITE from an address that is no trunk: 403");
+            self.limit_hit(
+                now,
+                source.ip(),
+                "INVITE from an address that is no trunk (403)",
+            );
             return refuse(self, tx, 403, vec![]);
         }
         let trusted = trunk.is_some();
@@ -390,7 +395,7 @@ impl Engine {
             }
             Err(super::GateRefused::Source) => {
                 self.stats.calls_refused_source += 1;
-                tracing::debug!(%source, "source holds its share of calls: 486");
+                self.limit_hit(now, source.ip(), "calls per source (486)");
                 return refuse(self, tx, 486, vec![(HeaderName::RetryAfter, "30".into())]);
             }
         }
