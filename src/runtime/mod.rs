@@ -390,3 +390,19 @@ pub fn shard_for(data: &[u8], shards: usize) -> usize {
     id.hash(&mut h);
     (h.finish() % shards as u64) as usize
 }
+
+#[cfg(test)]
+mod tests {
+    use super::redact_digits;
+
+    #[test]
+    fn panic_messages_lose_the_numbers_they_quote() {
+        assert_eq!(
+            redact_digits("call from +46701234567 to 100 failed at 42"),
+            "call from +*********67 to *00 failed at 42"
+        );
+        assert_eq!(redact_digits(""), "");
+        assert_eq!(redact_digits("12"), "12");
+        assert_eq!(redact_digits("ö1234ä"), "ö**34ä");
+    }
+}
