@@ -205,7 +205,7 @@ impl Default for LimitsConfig {
             registers_per_s: 20,
             options_per_s: 20,
             transactions_per_source: 500,
-            transactions: 50_000,
+            transactions: 400_000,
             tcp_per_source: 32,
             tcp_connections: 4096,
             tcp_idle_s: 60,

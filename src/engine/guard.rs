@@ -51,9 +51,11 @@ impl Engine {
     }
 
     /// Whether a source already holds its share of server transactions: its new
-    /// out-of-dialog requests are dropped (counted) until some complete.
+    /// out-of-dialog requests are dropped (counted) until some complete. A
+    /// trunk carries everyone's calls and has no share.
     pub(super) fn source_full(&self, ip: IpAddr) -> bool {
         self.tx_per_source.of(&ip) >= self.cfg.transactions_per_source
+            && !self.cfg.trunks.iter().any(|t| t.contains(ip))
     }
 
     /// A retransmitted request may draw the last response again at most once

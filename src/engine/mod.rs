@@ -96,7 +96,7 @@ impl Default for EngineConfig {
             allow_any_caller: false,
             calls_per_source: 100,
             transactions_per_source: 500,
-            transactions: 50_000,
+            transactions: 400_000,
             panic_on_dialled: None,
             answer_after: Duration::ZERO,
             advertise_ip: None,

@@ -12,10 +12,10 @@
 //! came to even when it listens on `0.0.0.0`.
 
 use super::pktinfo::{enable_pktinfo, recv_with_dst};
-use super::{shard_for, ConnHandle, ShardInput, TcpWriters, SHARD_QUEUE};
+use super::{shard_for, ConnHandle, Inbox, ShardInput, TcpWriters};
 use crate::config::{LimitsConfig, Trunk};
 use crate::limit::{Holdings, LogOnce, RateLimiter};
-use crate::sip::parse::{frame_stream, parse_message, peek_kind, Framing, Malformed, Peek};
+use crate::sip::parse::{frame_stream, peek_kind, Framing, Peek};
 use crate::sip::{ConnId, Transport};
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -41,6 +41,10 @@ type FromConnection = (
     Vec<u8>,
     mpsc::Sender<Vec<u8>>,
 );
+
+/// The To tag of the front's own 503s: their ACKs are absorbed here (RFC 3261
+/// §17.2.1 lets a stateless answer's ACK be dropped), never costing a shard.
+const SHED_TAG: &str = "vaxel-shed";
 
 /// What the front needs to know from the configuration.
 pub(super) struct FrontConfig {
@@ -73,10 +77,11 @@ pub(super) struct FrontStats {
 
 /// What to do with one message.
 enum Verdict {
-    Pass,
+    /// To the shard's queue for admitted work.
+    Urgent,
+    /// To the shard's queue for new work (full: refused at once).
+    Fresh,
     Drop,
-    /// Answer 503 from here (the shard is backed up).
-    Shed,
 }
 
 impl Guard {
@@ -98,19 +103,14 @@ impl Guard {
         self.cfg.trunks.iter().any(|t| t.contains(ip))
     }
 
-    /// Rate limits and shedding for one message from `ip` bound for a shard
-    /// whose inbox has `room` free places.
-    fn check(
-        &mut self,
-        now: Instant,
-        ip: IpAddr,
-        data: &[u8],
-        room: usize,
-        inboxes: &[mpsc::Sender<ShardInput>],
-    ) -> Verdict {
+    /// Rate limits for one message from `ip`, and which queue it goes to.
+    fn check(&mut self, now: Instant, ip: IpAddr, data: &[u8], inboxes: &[Inbox]) -> Verdict {
         let kind = peek_kind(data);
+        if kind == Peek::InDialog && is_ack_of_shed(data) {
+            return Verdict::Drop;
+        }
         if matches!(kind, Peek::Response | Peek::InDialog) {
-            return Verdict::Pass;
+            return Verdict::Urgent;
         }
         if !self.is_trunk(ip) {
             let (ok, what) = match kind {
@@ -127,16 +127,10 @@ impl Guard {
                 return Verdict::Drop;
             }
         }
-        // Past capacity: new calls are refused at once, before they cost a
-        // shard anything, while the shard works off what it admitted.
-        if kind == Peek::NewInvite && room < SHARD_QUEUE / 2 {
-            self.stats.shed += 1;
-            return Verdict::Shed;
-        }
-        Verdict::Pass
+        Verdict::Fresh
     }
 
-    fn tell_shards(&mut self, now: Instant, ip: IpAddr, inboxes: &[mpsc::Sender<ShardInput>]) {
+    fn tell_shards(&mut self, now: Instant, ip: IpAddr, inboxes: &[Inbox]) {
         if self
             .told
             .get(&ip)
@@ -150,7 +144,7 @@ impl Guard {
         }
         self.told.insert(ip, now);
         for inbox in inboxes {
-            let _ = inbox.try_send(ShardInput::SourceLimited {
+            let _ = inbox.urgent.try_send(ShardInput::SourceLimited {
                 ip,
                 until: now + LIMITED_FOR,
             });
@@ -158,28 +152,72 @@ impl Guard {
     }
 }
 
-/// A stateless 503 for a new INVITE the front sheds (RFC 3261 §21.5.4).
-fn shed_response(data: &[u8], source: SocketAddr) -> Option<Vec<u8>> {
-    let headers = match parse_message(data, false) {
-        Ok(crate::sip::message::Message::Request(r)) => r.headers,
-        Err(Malformed {
-            headers: Some(h), ..
-        }) => h,
-        _ => return None,
-    };
-    if !crate::sip::can_answer(&headers) {
+/// An ACK for one of the front's own 503s.
+fn is_ack_of_shed(data: &[u8]) -> bool {
+    data.starts_with(b"ACK ")
+        && crate::sip::parse::peek_header(data, b"to", b"t")
+            .is_some_and(|to| to.windows(SHED_TAG.len()).any(|w| w == SHED_TAG.as_bytes()))
+}
+
+/// A stateless 503 for a new request the front sheds (RFC 3261 §21.5.4),
+/// built by copying the header lines a response needs, without a full parse:
+/// shedding must cost far less than serving. Nothing is sent when one of them
+/// is missing.
+fn shed_response(data: &[u8], _source: SocketAddr) -> Option<Vec<u8>> {
+    let head_end = data
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or(data.len());
+    let head = data.get(..head_end)?;
+    let mut out = Vec::with_capacity(512);
+    out.extend_from_slice(b"SIP/2.0 503 Service Unavailable\r\n");
+    let mut have = [false; 5];
+    for line in head.split(|b| *b == b'\n').skip(1) {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let Some(colon) = line.iter().position(|b| *b == b':') else {
+            continue;
+        };
+        let name = line.get(..colon).unwrap_or_default().trim_ascii();
+        let is = |long: &[u8], short: &[u8]| {
+            name.eq_ignore_ascii_case(long) || name.eq_ignore_ascii_case(short)
+        };
+        let slot = if is(b"via", b"v") {
+            0
+        } else if is(b"from", b"f") {
+            1
+        } else if is(b"to", b"t") {
+            2
+        } else if is(b"call-id", b"i") {
+            3
+        } else if is(b"cseq", b"cseq") {
+            4
+        } else {
+            continue;
+        };
+        if slot != 0 && have.get(slot).copied().unwrap_or(true) {
+            continue; // one of each, but every Via
+        }
+        if let Some(h) = have.get_mut(slot) {
+            *h = true;
+        }
+        out.extend_from_slice(line);
+        if slot == 2 && !line.windows(5).any(|w| w.eq_ignore_ascii_case(b";tag=")) {
+            out.extend_from_slice(b";tag=");
+            out.extend_from_slice(SHED_TAG.as_bytes());
+        }
+        out.extend_from_slice(b"\r\n");
+    }
+    if !have.iter().all(|h| *h) {
         return None;
     }
-    let mut r = crate::sip::make_response_from_headers(&headers, 503, Some("shed"), source);
-    r.headers
-        .push(crate::sip::message::HeaderName::RetryAfter, "2");
-    Some(r.to_bytes())
+    out.extend_from_slice(b"Retry-After: 2\r\nContent-Length: 0\r\n\r\n");
+    Some(out)
 }
 
 /// Hands one message to its shard (or sheds or drops it).
 fn dispatch(
     guard: &mut Guard,
-    inboxes: &[mpsc::Sender<ShardInput>],
+    inboxes: &[Inbox],
     transport: Transport,
     source: SocketAddr,
     local: SocketAddr,
@@ -188,11 +226,12 @@ fn dispatch(
     let now = Instant::now();
     let i = shard_for(&data, inboxes.len());
     let inbox = inboxes.get(i)?;
-    match guard.check(now, source.ip(), &data, inbox.capacity(), inboxes) {
+    let verdict = guard.check(now, source.ip(), &data, inboxes);
+    let queue = match verdict {
         Verdict::Drop => return None,
-        Verdict::Shed => return shed_response(&data, source),
-        Verdict::Pass => {}
-    }
+        Verdict::Urgent => &inbox.urgent,
+        Verdict::Fresh => &inbox.fresh,
+    };
     let msg = ShardInput::Sip {
         transport,
         source,
@@ -200,7 +239,16 @@ fn dispatch(
         data,
         received: now,
     };
-    if inbox.try_send(msg).is_err() {
+    if let Err(e) = queue.try_send(msg) {
+        // Past capacity: new work is refused at once, before it costs the
+        // shard anything, while the shard works off what it admitted.
+        if matches!(verdict, Verdict::Fresh) {
+            guard.stats.shed += 1;
+            if let mpsc::error::TrySendError::Full(ShardInput::Sip { data, .. }) = e {
+                return shed_response(&data, source);
+            }
+            return None;
+        }
         guard.stats.inbox_full += 1;
         if guard.stats.inbox_full.is_power_of_two() {
             tracing::warn!(
@@ -215,7 +263,7 @@ fn dispatch(
 pub(super) async fn run(
     udp: std::net::UdpSocket,
     tcp: std::net::TcpListener,
-    inboxes: Vec<mpsc::Sender<ShardInput>>,
+    inboxes: Vec<Inbox>,
     writers: TcpWriters,
     stop: Arc<AtomicBool>,
     cfg: FrontConfig,
@@ -310,7 +358,7 @@ pub(super) async fn run(
                 tracing::info!("stopping: no new calls; calls in progress may finish (signal again to stop now)");
                 stop.store(true, Ordering::Relaxed);
                 for inbox in &inboxes {
-                    let _ = inbox.send(ShardInput::Drain).await;
+                    let _ = inbox.urgent.send(ShardInput::Drain).await;
                 }
                 break;
             }
@@ -320,7 +368,7 @@ pub(super) async fn run(
     // Keep serving SIP for the calls in progress (BYE, ACK) until the shards end.
     let closed = async {
         for inbox in &inboxes {
-            inbox.closed().await;
+            inbox.urgent.closed().await;
         }
     };
     tokio::pin!(closed);
@@ -334,7 +382,7 @@ pub(super) async fn run(
             Some((transport, source, local, data, _)) = tcp_in.recv() => {
                 let i = shard_for(&data, inboxes.len());
                 if let Some(inbox) = inboxes.get(i) {
-                    let _ = inbox.try_send(ShardInput::Sip { transport, source, local, data, received: Instant::now() });
+                    let _ = inbox.urgent.try_send(ShardInput::Sip { transport, source, local, data, received: Instant::now() });
                 }
             }
             r = udp.async_io(tokio::io::Interest::READABLE, || recv_with_dst(&udp, &mut buf, bound)) => {
@@ -342,7 +390,7 @@ pub(super) async fn run(
                 let Some(data) = buf.get(..n) else { continue };
                 let i = shard_for(data, inboxes.len());
                 if let Some(inbox) = inboxes.get(i) {
-                    let _ = inbox.try_send(ShardInput::Sip { transport: Transport::Udp, source, local, data: data.to_vec(), received: Instant::now() });
+                    let _ = inbox.urgent.try_send(ShardInput::Sip { transport: Transport::Udp, source, local, data: data.to_vec(), received: Instant::now() });
                 }
             }
         }
@@ -490,5 +538,41 @@ impl Connection {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_shed_answer_carries_what_a_response_needs_and_parses() {
+        let inv = b"INVITE sip:100@h SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bKa\r\nv: SIP/2.0/UDP p;branch=z9hG4bKb\r\nFrom: <sip:a@h>;tag=1\r\nTo: <sip:100@h>\r\nCall-ID: x1\r\nCSeq: 7 INVITE\r\nContent-Length: 0\r\n\r\n";
+        let r = shed_response(inv, "10.0.0.1:5060".parse().unwrap()).unwrap();
+        let crate::sip::message::Message::Response(resp) =
+            crate::sip::parse::parse_datagram(&r).unwrap()
+        else {
+            panic!("not a response");
+        };
+        assert_eq!(resp.status, 503);
+        assert_eq!(
+            resp.headers
+                .list(&crate::sip::message::HeaderName::Via)
+                .count(),
+            2
+        );
+        assert!(resp
+            .headers
+            .get(&crate::sip::message::HeaderName::To)
+            .unwrap()
+            .ends_with(";tag=vaxel-shed"));
+        // Its ACK is recognised and absorbed by the front.
+        let ack = b"ACK sip:100@h SIP/2.0\r\nTo: <sip:100@h>;tag=vaxel-shed\r\n\r\n";
+        assert!(is_ack_of_shed(ack));
+        assert!(shed_response(
+            b"INVITE sip:x SIP/2.0\r\nVia: a\r\n\r\n",
+            "10.0.0.1:5060".parse().unwrap()
+        )
+        .is_none());
     }
 }

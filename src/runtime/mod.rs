@@ -51,6 +51,23 @@ pub enum RuntimeError {
 /// adds work; past this, the front drops datagrams (counted, logged) and the
 /// senders' retransmissions stand in for them.
 pub(crate) const SHARD_QUEUE: usize = 2048;
+/// New calls and out-of-dialog requests a shard may have queued: short, so
+/// that a new call waits little or is refused at once with 503 by the front.
+pub(crate) const FRESH_QUEUE: usize = 256;
+
+/// A shard's two queues: `urgent` for what belongs to work already admitted
+/// (in-dialog requests, ACK, CANCEL, responses, control), served first;
+/// `fresh` for new calls and out-of-dialog requests.
+#[derive(Clone)]
+pub(crate) struct Inbox {
+    pub urgent: mpsc::Sender<ShardInput>,
+    pub fresh: mpsc::Sender<ShardInput>,
+}
+
+pub(crate) struct InboxRx {
+    pub urgent: mpsc::Receiver<ShardInput>,
+    pub fresh: mpsc::Receiver<ShardInput>,
+}
 
 /// A SIP message for a shard.
 #[derive(Debug)]
@@ -219,8 +236,13 @@ pub fn serve(cfg: Config) -> Result<(), RuntimeError> {
             show_numbers: cfg.log.show_numbers,
             seed: seed.wrapping_add(i as u64 * 0x1000_0000_0001),
         };
-        let (tx, rx) = mpsc::channel(SHARD_QUEUE);
-        inboxes.push(tx);
+        let (urgent, urgent_rx) = mpsc::channel(SHARD_QUEUE);
+        let (fresh, fresh_rx) = mpsc::channel(FRESH_QUEUE);
+        inboxes.push(Inbox { urgent, fresh });
+        let rx = InboxRx {
+            urgent: urgent_rx,
+            fresh: fresh_rx,
+        };
         let ctx = shard::ShardContext {
             index: i,
             engine: ecfg,

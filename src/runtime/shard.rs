@@ -1,7 +1,7 @@
 //! One shard's drive loop: a current-thread runtime owning an engine, its calls'
 //! RTP sockets, and the single sleep until the engine's next deadline.
 
-use super::{ShardInput, TcpWriters};
+use super::{InboxRx, ShardInput, TcpWriters};
 use crate::engine::{CallGate, Engine, EngineConfig, Output, StoreRequest};
 use crate::flow::interp::WebhookReply;
 use crate::flow::FlowSet;
@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::Notify;
 use tokio::task::AbortHandle;
 
 /// A SIP message that waited longer than this in the shard's queue means the
@@ -60,7 +60,7 @@ struct Shared {
     notify: Notify,
 }
 
-pub(super) fn run(ctx: ShardContext, inbox: mpsc::Receiver<ShardInput>) {
+pub(super) fn run(ctx: ShardContext, inbox: InboxRx) {
     raise_priority();
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -76,7 +76,8 @@ pub(super) fn run(ctx: ShardContext, inbox: mpsc::Receiver<ShardInput>) {
     local.block_on(&rt, drive(ctx, inbox));
 }
 
-async fn drive(ctx: ShardContext, mut inbox: mpsc::Receiver<ShardInput>) {
+async fn drive(ctx: ShardContext, mut inbox: InboxRx) {
+    let (mut urgent_open, mut fresh_open) = (true, true);
     let mut flows = ctx.flows;
     let mut engine = Engine::new(ctx.engine, flows.borrow_and_update().clone(), ctx.gate);
     let now = Instant::now();
@@ -130,47 +131,30 @@ async fn drive(ctx: ShardContext, mut inbox: mpsc::Receiver<ShardInput>) {
                 let set = flows.borrow_and_update().clone();
                 shared.shard.borrow_mut().engine.set_flows(set);
             }
-            msg = inbox.recv() => {
+            // Work for calls already admitted comes first; new calls and
+            // out-of-dialog requests only when that is done (issue 7: past
+            // capacity, what is admitted completes).
+            msg = inbox.urgent.recv(), if urgent_open => {
                 match msg {
-                    Some(first @ ShardInput::Sip { .. }) => {
+                    Some(first) => {
                         let mut s = shared.shard.borrow_mut();
-                        let now = Instant::now();
-                        // Take whatever else is queued before flushing (batching).
-                        let mut next = Some(first);
-                        while let Some(msg) = next.take() {
-                            match msg {
-                                ShardInput::Sip { transport, source, local, data, received } => {
-                                    let late = now.saturating_duration_since(received) > OVERLOAD_DELAY;
-                                    if late != s.engine.is_overloaded() {
-                                        if late {
-                                            tracing::warn!(shard = ctx.index, "overloaded: SIP waits over {} ms; new calls get 503", OVERLOAD_DELAY.as_millis());
-                                        } else {
-                                            tracing::info!(shard = ctx.index, "overload over");
-                                        }
-                                        s.engine.set_overloaded(late);
-                                    }
-                                    guarded(&mut s.engine, now, |e| e.handle_sip(now, transport, source, local, &data));
-                                }
-                                ShardInput::Drain => {
-                                    s.engine.set_draining();
-                                    drain_until = Some(now + ctx.drain_timeout);
-                                }
-                                ShardInput::SourceLimited { ip, until } => {
-                                    s.engine.source_limited(now, ip, until);
-                                }
-                            }
-                            next = inbox.try_recv().ok();
-                        }
+                        handle_batch(&mut s, (ctx.index, ctx.drain_timeout), first, &mut inbox, &mut drain_until);
                         flush(&mut s, &shared);
                     }
-                    Some(ShardInput::SourceLimited { ip, until }) => {
-                        shared.shard.borrow_mut().engine.source_limited(Instant::now(), ip, until);
+                    None => {
+                        urgent_open = false;
+                        drain_until = Some(drain_until.unwrap_or_else(Instant::now));
                     }
-                    Some(ShardInput::Drain) => {
-                        shared.shard.borrow_mut().engine.set_draining();
-                        drain_until = Some(Instant::now() + ctx.drain_timeout);
+                }
+            }
+            msg = inbox.fresh.recv(), if fresh_open => {
+                match msg {
+                    Some(first) => {
+                        let mut s = shared.shard.borrow_mut();
+                        handle_batch(&mut s, (ctx.index, ctx.drain_timeout), first, &mut inbox, &mut drain_until);
+                        flush(&mut s, &shared);
                     }
-                    None => drain_until = Some(drain_until.unwrap_or_else(Instant::now)),
+                    None => fresh_open = false,
                 }
             }
             _ = shared.notify.notified() => {}
@@ -190,9 +174,61 @@ async fn drive(ctx: ShardContext, mut inbox: mpsc::Receiver<ShardInput>) {
             }
         }
     }
-    inbox.close();
+    inbox.urgent.close();
+    inbox.fresh.close();
     let s = shared.shard.borrow();
     tracing::info!(shard = ctx.index, stats = ?s.engine.stats, send_errors = s.send_errors, "shard stopped");
+}
+
+/// Handles `first` and whatever else is queued (urgent before fresh) before
+/// the caller flushes: one flush per batch.
+fn handle_batch(
+    s: &mut Shard,
+    (index, drain_timeout): (usize, Duration),
+    first: ShardInput,
+    inbox: &mut InboxRx,
+    drain_until: &mut Option<Instant>,
+) {
+    let now = Instant::now();
+    let mut next = Some(first);
+    while let Some(msg) = next.take() {
+        match msg {
+            ShardInput::Sip {
+                transport,
+                source,
+                local,
+                data,
+                received,
+            } => {
+                let late = now.saturating_duration_since(received) > OVERLOAD_DELAY;
+                if late != s.engine.is_overloaded() {
+                    if late {
+                        tracing::warn!(
+                            shard = index,
+                            "overloaded: SIP waits over {} ms; new calls get 503",
+                            OVERLOAD_DELAY.as_millis()
+                        );
+                    } else {
+                        tracing::info!(shard = index, "overload over");
+                    }
+                    s.engine.set_overloaded(late);
+                }
+                guarded(&mut s.engine, now, |e| {
+                    e.handle_sip(now, transport, source, local, &data)
+                });
+            }
+            ShardInput::Drain => {
+                s.engine.set_draining();
+                *drain_until = Some(now + drain_timeout);
+            }
+            ShardInput::SourceLimited { ip, until } => s.engine.source_limited(now, ip, until),
+        }
+        next = inbox
+            .urgent
+            .try_recv()
+            .ok()
+            .or_else(|| inbox.fresh.try_recv().ok());
+    }
 }
 
 /// The per-input boundary (DESIGN §6): a panic while handling one input ends
