@@ -2,26 +2,13 @@
 //! panics, and every output stays well-formed enough to send.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
-use vaxel::engine::{CallGate, Engine, EngineConfig, Output};
-use vaxel::media::prompt::{Prompt, PromptCache};
+use vaxel::engine::{EngineConfig, Output};
 use vaxel::sip::Transport;
 
 fuzz_target!(|data: &[u8]| {
-    let prompts = PromptCache::from_prompts(vec![
-        Prompt::from_pcm("sv/welcome", vec![100; 1600]),
-        Prompt::from_pcm("sv/digit-1", vec![100; 800]),
-    ]);
-    // A flow with a menu, so keys move calls around.
-    let flow = "numbers = [\"*\"]\nlanguages = [\"sv\"]\nstart = \"w\"\n[human]\nqueue = \"kundtjanst\"\nannouncement = \"welcome\"\n[steps.w]\ntype = \"play\"\nprompts = [\"welcome\"]\nnext = \"m\"\n[steps.m]\ntype = \"menu\"\nprompts = [\"digit-1\"]\noptions = { \"1\" = \"w\" }\n";
-    let (set, problems) = vaxel::flow::load::load_sources(
-        &[("f.toml".into(), flow.to_string())],
-        prompts,
-        &vaxel::config::Config::default().known(),
-    );
-    let set = Arc::new(set.unwrap_or_else(|| panic!("{problems:?}")));
-    let mut e = Engine::new(EngineConfig::default(), set, Arc::new(CallGate::new(4)));
+    // A flow with a menu, so keys move calls around (shared with the sequence target).
+    let mut e = vaxel_fuzz::engine(EngineConfig::default());
     let t0 = Instant::now();
     let src = "127.0.0.1:5061".parse().unwrap();
     let local = "127.0.0.1:5060".parse().unwrap();

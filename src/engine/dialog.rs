@@ -114,11 +114,10 @@ impl Engine {
         }
     }
 
-    /// Ends a call: BYE to the caller if asked, media closed, state dropped.
-    pub(super) fn end_call(&mut self, now: Instant, id: CallRef, send_bye: bool, reason: &str) {
-        let Some(mut call) = self.calls.remove(&id) else {
-            return;
-        };
+    /// Removes a call and gives back what it held: its media slot, maps
+    /// entries, RTP port, call slot and TCP pin (its pending INVITE is dropped).
+    pub(super) fn forget_call(&mut self, id: CallRef) -> Option<Call> {
+        let call = self.calls.remove(&id)?;
         self.release_slot(call.media_slot);
         self.pending_invites.remove(&id);
         self.by_call_id.remove(&call.dialog.call_id);
@@ -132,6 +131,14 @@ impl Engine {
             self.out.push_back(Output::UnpinConnection(conn));
         }
         self.stats.calls_ended += 1;
+        Some(call)
+    }
+
+    /// Ends a call: BYE to the caller if asked, media closed, state dropped.
+    pub(super) fn end_call(&mut self, now: Instant, id: CallRef, send_bye: bool, reason: &str) {
+        let Some(mut call) = self.forget_call(id) else {
+            return;
+        };
         let ended_by = if send_bye {
             if reason.contains("timeout") {
                 "timeout"

@@ -5,8 +5,8 @@
 //! engine: time comes in as a parameter.
 
 use super::call;
-use super::{CallRef, Engine, Output, ServerTx, TimerRef};
-use crate::sip::{TransactionKey, Transport};
+use super::{CallRef, Engine, ServerTx};
+use crate::sip::TransactionKey;
 use std::net::IpAddr;
 use std::time::Instant;
 
@@ -92,22 +92,9 @@ impl Engine {
     pub fn recover_from_panic(&mut self, now: Instant) -> Option<CallRef> {
         self.stats.panics += 1;
         let id = self.in_progress.take()?;
-        let call = self.calls.remove(&id)?;
-        self.release_slot(call.media_slot);
-        let pending = self.pending_invites.remove(&id);
-        self.by_call_id.remove(&call.dialog.call_id);
-        if call.port != 0 {
-            self.by_port.remove(&call.port);
-            self.out.push_back(Output::CloseMedia { port: call.port });
-            self.free_ports.push(call.port);
-        }
-        self.gate.release(call.dialog.peer.ip());
-        if let Transport::Tcp(conn) = call.dialog.transport {
-            self.out.push_back(Output::UnpinConnection(conn));
-        }
-        self.stats.calls_ended += 1;
+        let pending = self.pending_invites.get(&id).cloned();
+        let mut call = self.forget_call(id)?;
         // Tell the caller: BYE when the dialog is up, 500 to a pending INVITE.
-        let mut call = call;
         if matches!(
             call.state,
             call::CallState::Answered | call::CallState::Confirmed
@@ -120,29 +107,13 @@ impl Engine {
                 None,
             );
         } else if let Some(req) = pending {
-            let key = call.invite_key.clone();
             let r = crate::sip::make_response(
                 &req,
                 500,
                 Some(&call.dialog.local_tag),
                 call.dialog.peer,
             );
-            if let Some(ServerTx::Invite {
-                tx,
-                call: owner,
-                transport,
-                dest,
-            }) = self.server_tx.get_mut(&key)
-            {
-                *owner = None;
-                let (t, d) = (*transport, *dest);
-                let sent = tx.send_response(now, 500, r.to_bytes());
-                let next = tx.poll_timeout();
-                if let Some(b) = sent {
-                    self.send_sip(t, d, b);
-                }
-                self.schedule(next, TimerRef::Server(key));
-            }
+            self.final_on_invite_tx(now, call.invite_key.clone(), &r, true);
         }
         call.span
             .in_scope(|| tracing::error!("call ended after an internal error"));

@@ -647,24 +647,39 @@ impl Engine {
         let tag = call.dialog.local_tag.clone();
         if let Some(req) = self.pending_invites.get(&id) {
             let r = make_response(req, status, Some(&tag), call.dialog.peer);
-            if let Some(ServerTx::Invite {
-                tx,
-                transport,
-                dest,
-                call,
-            }) = self.server_tx.get_mut(&key)
-            {
-                *call = None;
-                let (t, d) = (*transport, *dest);
-                let sent = tx.send_response(now, status, r.to_bytes());
-                let next = tx.poll_timeout();
-                if let Some(b) = sent {
-                    self.send_sip(t, d, b);
-                }
-                self.schedule(next, TimerRef::Server(key));
-            }
+            self.final_on_invite_tx(now, key, &r, true);
         }
         self.end_call(now, id, false, "refused");
+    }
+
+    /// Sends a final response on a call's INVITE server transaction and runs
+    /// its timers; `detach` leaves the transaction to absorb retransmissions
+    /// after the call is gone.
+    pub(super) fn final_on_invite_tx(
+        &mut self,
+        now: Instant,
+        key: TransactionKey,
+        resp: &Response,
+        detach: bool,
+    ) {
+        if let Some(ServerTx::Invite {
+            tx,
+            transport,
+            dest,
+            call,
+        }) = self.server_tx.get_mut(&key)
+        {
+            if detach {
+                *call = None;
+            }
+            let (t, d) = (*transport, *dest);
+            let sent = tx.send_response(now, resp.status, resp.to_bytes());
+            let next = tx.poll_timeout();
+            if let Some(b) = sent {
+                self.send_sip(t, d, b);
+            }
+            self.schedule(next, TimerRef::Server(key));
+        }
     }
 
     fn sdp_for(&self, call: &Call) -> String {
@@ -728,21 +743,7 @@ impl Engine {
         let (source, transport) = (call.dialog.peer, call.dialog.transport.via_name());
         call.span
             .in_scope(|| tracing::info!(%source, transport, "answered"));
-        if let Some(ServerTx::Invite {
-            tx,
-            transport,
-            dest,
-            ..
-        }) = self.server_tx.get_mut(&key)
-        {
-            let (t, d) = (*transport, *dest);
-            let sent = tx.send_response(now, 200, r.to_bytes());
-            let next = tx.poll_timeout();
-            if let Some(b) = sent {
-                self.send_sip(t, d, b);
-            }
-            self.schedule(next, TimerRef::Server(key));
-        }
+        self.final_on_invite_tx(now, key, &r, false);
         if self.calls.get(&id).is_some_and(|c| c.media.is_some()) {
             self.start_flow(now, id);
         }
