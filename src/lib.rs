@@ -17,6 +17,7 @@
 //! Prompt packets for all the shard's calls are paced by this one loop: there is
 //! no timer task per call.
 
+pub mod acd;
 pub mod commands;
 pub mod config;
 pub mod engine;

@@ -6,4 +6,5 @@ pub mod g711;
 pub mod goertzel;
 pub mod player;
 pub mod prompt;
+pub mod relay;
 pub mod session;

@@ -97,6 +97,8 @@ pub struct MediaSession {
     pub packets_sent: u64,
     pub packets_received: u64,
     pending: Vec<MediaEvent>,
+    /// Bridged: packets in go to a [`Relay`](super::relay::Relay), the player is silent.
+    relayed: bool,
 }
 
 impl MediaSession {
@@ -134,6 +136,7 @@ impl MediaSession {
             packets_sent: 0,
             packets_received: 0,
             pending: Vec::new(),
+            relayed: false,
         }
     }
 
@@ -157,6 +160,55 @@ impl MediaSession {
             self.next_send = now;
             self.marker = true;
         }
+    }
+
+    /// What the leg negotiated, for a relay to or from it.
+    pub fn format(&self) -> super::relay::LegFormat {
+        super::relay::LegFormat {
+            codec: self.codec,
+            payload_type: self.payload_type,
+            dtmf_payload_type: self.dtmf_pt,
+        }
+    }
+
+    /// Where the leg's own outgoing stream stands (a relay carries it on).
+    pub fn stream_position(&self) -> super::relay::StreamPosition {
+        super::relay::StreamPosition {
+            ssrc: self.ssrc,
+            seq: self.seq,
+            timestamp: self.timestamp,
+        }
+    }
+
+    /// The leg is bridged: it sends nothing of its own, and [`on_packet`]
+    /// hands admitted packets back for the relay.
+    ///
+    /// [`on_packet`]: MediaSession::on_packet
+    pub fn start_relay(&mut self) {
+        self.relayed = true;
+        self.player.stop();
+    }
+
+    /// The bridge is over (the other side held or left): the leg's own stream
+    /// carries on where the relay left it.
+    pub fn stop_relay(&mut self, now: Instant, at: super::relay::StreamPosition) {
+        if !self.relayed {
+            return;
+        }
+        self.relayed = false;
+        self.seq = at.seq;
+        self.timestamp = at.timestamp;
+        self.next_send = now;
+        self.marker = true;
+    }
+
+    pub fn is_relayed(&self) -> bool {
+        self.relayed
+    }
+
+    /// Where packets go (the latched source, or the SDP address).
+    pub fn send_to(&self) -> Option<SocketAddr> {
+        (self.latched || self.guard.send_before_latch).then_some(self.remote)
     }
 
     pub fn codec(&self) -> Codec {
@@ -232,27 +284,28 @@ impl MediaSession {
         }
     }
 
-    /// An RTP (or stray RTCP) packet arrived on the leg's port.
-    pub fn on_packet(&mut self, now: Instant, from: SocketAddr, data: &[u8]) {
+    /// An RTP (or stray RTCP) packet arrived on the leg's port. Returns true
+    /// when the leg is bridged and the packet is to be relayed.
+    pub fn on_packet(&mut self, now: Instant, from: SocketAddr, data: &[u8]) -> bool {
         // Nobody but the caller feeds the call: not audio, not digits.
         if !self.guard.admits(from.ip()) || (self.latched && from.ip() != self.remote.ip()) {
             self.packets_foreign += 1;
-            return;
+            return false;
         }
         // RTCP multiplexed on the RTP port: PT 200–204 in the second octet.
         if data.get(1).is_some_and(|pt| (200..=204).contains(pt)) {
-            return;
+            return false;
         }
         let Ok(rtp) = rtp_rs::RtpReader::new(data) else {
-            return;
+            return false;
         };
         let pt = rtp.payload_type();
         if pt != self.payload_type && Some(pt) != self.dtmf_pt {
-            return;
+            return false;
         }
         if from != self.remote {
             if self.latched && now.duration_since(self.last_from_latched) < RELATCH_AFTER {
-                return;
+                return false;
             }
             self.remote = from;
         }
@@ -260,6 +313,9 @@ impl MediaSession {
         self.last_from_latched = now;
         self.last_rx = now;
         self.packets_received += 1;
+        if self.relayed {
+            return true;
+        }
         if Some(pt) == self.dtmf_pt {
             if let Some(d) = self.events.on_packet(rtp.timestamp(), rtp.payload()) {
                 self.pending.push(MediaEvent::DigitReceived(d));
@@ -278,16 +334,17 @@ impl MediaSession {
                 self.pending.push(MediaEvent::DigitReceived(d));
             }
         }
+        false
     }
 
-    /// The next time a packet is due, if the leg sends at all.
+    /// The next time a packet is due, if the leg sends its own stream at all.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.direction.sends().then_some(self.next_send)
+        (self.direction.sends() && !self.relayed).then_some(self.next_send)
     }
 
     /// Writes the next due packet into `buf` and returns where to send it.
     pub fn poll_transmit(&mut self, now: Instant, buf: &mut Vec<u8>) -> Option<SocketAddr> {
-        if !self.direction.sends() || now < self.next_send {
+        if !self.direction.sends() || self.relayed || now < self.next_send {
             return None;
         }
         let behind = (now.duration_since(self.next_send).as_micros() / PTIME.as_micros()) as u32;

@@ -3,6 +3,7 @@
 //! and helpers shared by the UAS core in `engine`. Nothing here does I/O or reads
 //! the clock.
 
+pub mod dialog;
 pub mod header;
 pub mod message;
 pub mod multipart;

@@ -1,14 +1,19 @@
-//! INVITE client transaction (RFC 3261 §17.1.1, Figure 5; RFC 6026 §7.2).
+//! INVITE client transaction (RFC 3261 §17.1.1, Figure 5, as updated by
+//! RFC 6026 §7.2 and Figure 5 there).
 //!
 //! ```text
-//!   Calling --1xx--> Proceeding --2xx: to TU--> Terminated (TU ACKs the 2xx)
-//!     | A: resend (doubling)  |--300-699: send ACK--> Completed --D--> Terminated
-//!     | B: timeout            |                        | final again: resend ACK
-//!     +--2xx / 300-699 as from Proceeding
+//!   Calling --1xx--> Proceeding --2xx: to TU--> Accepted --M--> Terminated
+//!     | A: resend (doubling)  |                  | 2xx again (or forked): to TU
+//!     | B: timeout            |--300-699: send ACK--> Completed --D--> Terminated
+//!     +--2xx / 300-699 as from Proceeding          | final again: resend ACK
 //! ```
 //!
-//! The ACK for a non-2xx final response belongs to the transaction (§17.1.1.3)
-//! and is built here from the original request and the response's To.
+//! Timer B runs only in Calling: once the far end answers 1xx it may ring for
+//! as long as it likes (the TU's ring timeout ends that with CANCEL). Accepted
+//! (timer M, 64·T1) keeps the transaction alive so that retransmitted and
+//! forked 2xx responses reach the TU, which ACKs them (§13.2.2.4), instead of
+//! counting as strays. The ACK for a non-2xx final belongs to the transaction
+//! (§17.1.1.3) and is built here from the original request and the response's To.
 
 use super::{Action, Backoff, Timer, TimerConfig};
 use crate::sip::message::{HeaderName, Headers, Method, Request, Response};
@@ -18,6 +23,8 @@ use std::time::{Duration, Instant};
 pub enum State {
     Calling,
     Proceeding,
+    /// A 2xx arrived (RFC 6026): later 2xx go to the TU until timer M.
+    Accepted,
     Completed,
     Terminated,
 }
@@ -45,6 +52,8 @@ pub struct ClientInvite {
     a: Option<Backoff<Instant>>,
     b: Option<Instant>,
     d: Option<Instant>,
+    m: Option<Instant>,
+    t1x64: Duration,
 }
 
 impl ClientInvite {
@@ -62,6 +71,8 @@ impl ClientInvite {
             }),
             b: Some(now + cfg.t1x64()),
             d: None,
+            m: None,
+            t1x64: cfg.t1x64(),
         }
     }
 
@@ -72,6 +83,11 @@ impl ClientInvite {
 
     pub fn state(&self) -> &State {
         &self.state
+    }
+
+    /// The INVITE this transaction sends (for CANCEL and the dialog).
+    pub fn request(&self) -> &Request {
+        &self.request
     }
 
     fn build_ack(&self, resp: &Response) -> Vec<u8> {
@@ -114,11 +130,13 @@ impl ClientInvite {
                 if status < 200 {
                     self.state = State::Proceeding;
                     self.a = None;
+                    self.b = None;
                     ClientInviteEvent::Deliver
                 } else if status < 300 {
-                    self.state = State::Terminated;
+                    self.state = State::Accepted;
                     self.a = None;
                     self.b = None;
+                    self.m = Some(now + self.t1x64);
                     ClientInviteEvent::Deliver
                 } else {
                     self.state = State::Completed;
@@ -136,6 +154,7 @@ impl ClientInvite {
                     ClientInviteEvent::DeliverAndAck(ack)
                 }
             }
+            State::Accepted if (200..300).contains(&status) => ClientInviteEvent::Deliver,
             State::Completed if status >= 300 => match &self.ack {
                 Some(a) => ClientInviteEvent::Ack(a.clone()),
                 None => ClientInviteEvent::Absorbed,
@@ -145,7 +164,7 @@ impl ClientInvite {
     }
 
     pub fn poll_timeout(&self) -> Option<Instant> {
-        [self.a.map(|a| a.next), self.b, self.d]
+        [self.a.map(|a| a.next), self.b, self.d, self.m]
             .into_iter()
             .flatten()
             .min()
@@ -161,6 +180,11 @@ impl ClientInvite {
         if self.d.is_some_and(|d| now >= d) {
             self.state = State::Terminated;
             self.d = None;
+            return Some(Action::Terminated);
+        }
+        if self.m.is_some_and(|m| now >= m) {
+            self.state = State::Terminated;
+            self.m = None;
             return Some(Action::Terminated);
         }
         if let Some(a) = self.a.as_mut() {

@@ -14,7 +14,7 @@ mod client_non_invite;
 mod server_invite;
 mod server_non_invite;
 
-pub use client_invite::{ClientInvite, ClientInviteEvent};
+pub use client_invite::{ClientInvite, ClientInviteEvent, State as ClientInviteState};
 pub use client_non_invite::ClientNonInvite;
 pub use server_invite::{ServerInvite, State as ServerInviteState};
 pub use server_non_invite::ServerNonInvite;
@@ -69,6 +69,8 @@ pub enum Timer {
     J,
     /// Wait for response retransmits (client non-INVITE, Completed).
     K,
+    /// Wait for 2xx retransmits and forks (client INVITE, Accepted; RFC 6026).
+    M,
 }
 
 /// What a machine asks its owner to do when a timer fires or an event arrives.

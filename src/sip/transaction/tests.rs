@@ -238,13 +238,39 @@ fn client_invite_non_2xx_acked_and_d() {
 }
 
 #[test]
-fn client_invite_2xx_terminates() {
+fn client_invite_2xx_accepted_until_m_absorbs_retransmits_and_forks() {
     let t0 = Instant::now();
     let mut tx = ClientInvite::new(t0, TimerConfig::default(), false, invite());
     assert_eq!(
         tx.on_response(t0, &response(200)),
         ClientInviteEvent::Deliver
     );
+    assert_eq!(*tx.state(), super::ClientInviteState::Accepted);
+    assert!(!tx.is_terminated());
+    // A retransmitted (or forked) 2xx still reaches the TU, to be ACKed.
+    assert_eq!(
+        tx.on_response(t0 + ms(500), &response(200)),
+        ClientInviteEvent::Deliver
+    );
+    // A late error response after a 2xx is nothing.
+    assert_eq!(
+        tx.on_response(t0 + ms(600), &response(486)),
+        ClientInviteEvent::Absorbed
+    );
+    assert_eq!(tx.poll_timeout(), Some(t0 + ms(32000)), "timer M = 64·T1");
+    assert_eq!(tx.handle_timeout(t0 + ms(32000)), Some(Action::Terminated));
     assert!(tx.is_terminated());
-    assert_eq!(tx.poll_timeout(), None);
+}
+
+#[test]
+fn client_invite_timer_b_stops_at_1xx_so_a_phone_may_ring_long() {
+    let t0 = Instant::now();
+    let mut tx = ClientInvite::new(t0, TimerConfig::default(), false, invite());
+    tx.on_response(t0 + ms(100), &response(180));
+    assert_eq!(tx.poll_timeout(), None, "no A, no B once ringing");
+    assert_eq!(tx.handle_timeout(t0 + ms(60_000)), None);
+    assert_eq!(
+        tx.on_response(t0 + ms(60_000), &response(200)),
+        ClientInviteEvent::Deliver
+    );
 }
