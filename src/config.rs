@@ -150,18 +150,87 @@ impl Default for DataConfig {
     }
 }
 
-/// A queue flows can send callers to (agents and policies come with the ACD).
+/// A queue flows can send callers to, and how its callers reach agents.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct QueueConfig {
     /// Prompt looped while waiting.
     pub music: String,
+    /// Agents with this skill serve the queue (default: the queue's name).
+    pub skill: Option<String>,
+    /// `longest-idle`, `round-robin` or `fewest-calls`.
+    pub strategy: crate::acd::Strategy,
+    /// An agent's phone rings this long before the caller goes to the next one.
+    pub ring_timeout_s: u64,
+    /// After a call, the agent gets this long before the next one.
+    pub wrap_up_s: u64,
+    /// Rings in a row without answer that put the agent on break (0: never).
+    pub max_misses: u32,
+    /// An agent who missed or declined a caller is not offered that caller
+    /// again for this long.
+    pub reoffer_after_s: u64,
 }
 
 impl Default for QueueConfig {
     fn default() -> Self {
         QueueConfig {
             music: "music/hold".into(),
+            skill: None,
+            strategy: crate::acd::Strategy::LongestIdle,
+            ring_timeout_s: 15,
+            wrap_up_s: 10,
+            max_misses: 3,
+            reoffer_after_s: 60,
+        }
+    }
+}
+
+/// An agent: who may register, and what they can answer.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentConfig {
+    /// The SIP user name the agent's phone registers with.
+    pub id: String,
+    pub password: String,
+    #[serde(default)]
+    pub name: String,
+    /// Skill → level (1 strongest); no skills: the agent serves every queue.
+    #[serde(default)]
+    pub skills: std::collections::BTreeMap<String, u8>,
+    #[serde(default)]
+    pub languages: Vec<String>,
+}
+
+/// The ACD and the registrar agents' phones use.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AcdConfig {
+    /// Digest realm of REGISTER challenges.
+    pub realm: String,
+    /// An agent becomes available when their phone registers (a demo or a
+    /// small office); otherwise they dial *1.
+    pub available_on_register: bool,
+    /// A digest nonce is answered `stale=true` after this long.
+    pub nonce_lifetime_s: u64,
+    pub register_min_expires_s: u64,
+    pub register_max_expires_s: u64,
+    /// Failed authentications from one address or for one account within a
+    /// minute that block it…
+    pub block_after: u32,
+    /// …for this long.
+    pub block_for_s: u64,
+}
+
+impl Default for AcdConfig {
+    fn default() -> Self {
+        AcdConfig {
+            realm: "vaxel".into(),
+            available_on_register: false,
+            nonce_lifetime_s: 300,
+            register_min_expires_s: 60,
+            register_max_expires_s: 3600,
+            block_after: 5,
+            block_for_s: 300,
         }
     }
 }
@@ -277,6 +346,9 @@ pub struct Config {
     pub queues: std::collections::BTreeMap<String, QueueConfig>,
     /// Transfer destinations by name: the only places calls can go out to.
     pub destinations: std::collections::BTreeMap<String, String>,
+    /// Agents whose phones register and answer queued callers.
+    pub agents: Vec<AgentConfig>,
+    pub acd: AcdConfig,
 }
 
 impl Config {
@@ -429,7 +501,89 @@ impl Config {
         if d.lookup_timeout_ms == 0 || d.repeat_days == 0 || d.retention_days == 0 {
             return bad("data.lookup_timeout_ms, data.repeat_days and data.retention_days must be at least 1".into());
         }
+        let mut ids = std::collections::BTreeSet::new();
+        for a in &self.agents {
+            let token = |s: &str| {
+                !s.is_empty()
+                    && s.len() <= 64
+                    && s.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
+            };
+            if !token(&a.id) {
+                return bad(format!("agents: id \"{}\": use letters, digits, '.', '-' or '_' (it is the phone's SIP user name)", a.id));
+            }
+            if !ids.insert(a.id.as_str()) {
+                return bad(format!("agents: id \"{}\" appears twice", a.id));
+            }
+            if a.password.len() < 8 {
+                return bad(format!(
+                    "agents \"{}\": the password must have at least 8 characters",
+                    a.id
+                ));
+            }
+            for (skill, level) in &a.skills {
+                if !(1..=9).contains(level) {
+                    return bad(format!(
+                        "agents \"{}\": skills.{skill} = {level}: levels go from 1 (strongest) to 9",
+                        a.id
+                    ));
+                }
+            }
+        }
+        for (name, q) in &self.queues {
+            if q.ring_timeout_s == 0 {
+                return bad(format!("queues.{name}.ring_timeout_s must be at least 1"));
+            }
+        }
+        let acd = &self.acd;
+        if acd.realm.is_empty()
+            || acd.realm.contains('"')
+            || acd.realm.chars().any(|c| c.is_control())
+        {
+            return bad("acd.realm must be a non-empty name without quotes".into());
+        }
+        if acd.nonce_lifetime_s == 0
+            || acd.register_min_expires_s == 0
+            || acd.register_max_expires_s < acd.register_min_expires_s
+            || acd.block_after == 0
+        {
+            return bad("acd: nonce_lifetime_s, register_min_expires_s and block_after must be at least 1, and register_max_expires_s at least register_min_expires_s".into());
+        }
         Ok(())
+    }
+
+    /// The ACD's view of the agents and queues.
+    pub fn acd_settings(
+        &self,
+    ) -> (
+        Vec<crate::acd::AgentSettings>,
+        Vec<crate::acd::QueueSettings>,
+    ) {
+        let agents = self
+            .agents
+            .iter()
+            .map(|a| crate::acd::AgentSettings {
+                id: a.id.clone(),
+                name: a.name.clone(),
+                skills: a.skills.clone(),
+                languages: a.languages.clone(),
+                available_on_register: self.acd.available_on_register,
+            })
+            .collect();
+        let queues = self
+            .queues()
+            .into_iter()
+            .map(|(name, q)| crate::acd::QueueSettings {
+                skill: q.skill.clone().unwrap_or_else(|| name.clone()),
+                name,
+                strategy: q.strategy,
+                ring_timeout: Duration::from_secs(q.ring_timeout_s),
+                wrap_up: Duration::from_secs(q.wrap_up_s),
+                max_misses: q.max_misses,
+                reoffer_after: Duration::from_secs(q.reoffer_after_s),
+            })
+            .collect();
+        (agents, queues)
     }
 
     pub fn timers(&self) -> crate::sip::transaction::TimerConfig {

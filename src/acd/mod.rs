@@ -427,7 +427,7 @@ impl Acd {
                 a.status == Status::Available
                     && a.state == State::Idle
                     && a.reachable
-                    && a.settings.skills.contains_key(&q.skill)
+                    && (a.settings.skills.is_empty() || a.settings.skills.contains_key(&q.skill))
                     && !w
                         .excluded
                         .iter()

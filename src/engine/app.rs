@@ -192,6 +192,27 @@ impl Engine {
                     }
                     call.span
                         .in_scope(|| tracing::info!(%queue, priority, human, "queued"));
+                    let number = call.number().to_string();
+                    let caller = match &call.lookup {
+                        Lookup::Known(Customer {
+                            name: Some(name), ..
+                        }) => format!("{name} {number}"),
+                        _ => number,
+                    };
+                    if call.queued.is_none() {
+                        call.queued = Some(queue.clone());
+                        let key = crate::acd::CallKey {
+                            shard: self.cfg.shard,
+                            call: id.0,
+                        };
+                        self.out
+                            .push_back(Output::Acd(crate::acd::AcdEvent::Enqueued {
+                                call: key,
+                                queue,
+                                priority: priority as i32,
+                                caller,
+                            }));
+                    }
                 }
                 FlowAction::Transfer { destination } => {
                     self.start_transfer(now, id, &destination);
@@ -252,7 +273,9 @@ impl Engine {
         let ms = |from: Option<Instant>, to: Instant| {
             from.map(|f| to.saturating_duration_since(f).as_millis() as u64)
         };
+        let bridged = call.bridged.as_ref();
         let outcome_name = match (&outcome, call.app.is_some(), ended_by) {
+            _ if bridged.is_some() => "answered".to_string(),
             (_, false, _) => "unanswered".to_string(),
             (None, true, "caller") => "abandoned".to_string(),
             (Some(o), true, "caller") if o.queue().is_some() && o.name() != "callback" => {
@@ -273,13 +296,18 @@ impl Engine {
                 .map(|a| a.flow().name.clone())
                 .unwrap_or_else(|| call.flow.name.clone()),
             flow_version: call.flow.version.clone(),
-            path: app.map(|a| a.path().to_vec()).unwrap_or_default(),
+            path: app
+                .map(|a| a.path().to_vec())
+                .unwrap_or_default()
+                .into_iter()
+                .chain(call.offers.iter().cloned())
+                .collect(),
             outcome: outcome_name,
             ended_by: ended_by.to_string(),
             queue: outcome.as_ref().and_then(|o| o.queue()).map(str::to_string),
-            agent: None,
-            wait_ms: ms(call.queued_at, now),
-            talk_ms: None,
+            agent: bridged.map(|b| b.agent.clone()),
+            wait_ms: ms(call.queued_at, bridged.map(|b| b.at).unwrap_or(now)),
+            talk_ms: bridged.map(|b| now.saturating_duration_since(b.at).as_millis() as u64),
             human_key_ms: app
                 .and_then(|a| a.human_pressed())
                 .and_then(|h| ms(call.answered_at, h)),

@@ -4,9 +4,10 @@
 use crate::flow::interp::{Interp, Lookup};
 use crate::flow::{Flow, FlowSet};
 use crate::media::session::{MediaGuard, MediaSession};
+pub use crate::sip::dialog::Dialog;
 use crate::sip::sdp::Negotiated;
-use crate::sip::{TransactionKey, Transport};
-use std::net::{IpAddr, SocketAddr};
+use crate::sip::TransactionKey;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -31,28 +32,6 @@ pub enum CallState {
     Answered,
     /// ACK received: the dialog is confirmed.
     Confirmed,
-}
-
-/// The UAS side of the dialog (RFC 3261 §12.1.1).
-#[derive(Debug)]
-pub struct Dialog {
-    pub call_id: String,
-    pub local_tag: String,
-    pub remote_tag: String,
-    /// The caller's From header, which becomes To in our requests.
-    pub remote_uri_header: String,
-    /// Our To header with our tag, which becomes From in our requests.
-    pub local_uri_header: String,
-    /// The caller's Contact URI: the Request-URI of our requests.
-    pub remote_target: String,
-    /// Record-Route values, in order, as Route for our requests.
-    pub route_set: Vec<String>,
-    pub local_cseq: u32,
-    pub remote_cseq: u32,
-    /// The flow in-dialog requests go back over (see `engine` docs).
-    pub transport: Transport,
-    pub peer: SocketAddr,
-    pub local: SocketAddr,
 }
 
 #[derive(Debug)]
@@ -97,6 +76,23 @@ pub struct Call {
     pub caller: String,
     pub dialled: String,
     pub span: tracing::Span,
+    /// The ACD's name for the call, once it was queued.
+    pub queued: Option<String>,
+    /// The agent leg being offered or talking (see `engine::bridge`).
+    pub agent: Option<super::bridge::AgentLeg>,
+    /// The agent who answered, when, and the bridge's two directions.
+    pub bridged: Option<super::bridge::Bridged>,
+    /// What each offer to an agent came to (kept in the record's path).
+    pub offers: Vec<String>,
+}
+
+/// Which of a call's legs a Call-ID or RTP port belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Leg {
+    /// The caller's leg (the engine is the UAS).
+    Caller,
+    /// The agent leg being offered or bridged (the engine is the UAC).
+    Agent,
 }
 
 impl Call {
@@ -114,6 +110,7 @@ impl Call {
             self.lookup_deadline(cfg.lookup_timeout),
             self.answer_at,
             Some(self.started + cfg.max_call),
+            self.agent.as_ref().and_then(|a| a.poll_timeout()),
         ]
         .into_iter()
         .flatten()

@@ -24,6 +24,9 @@ impl Engine {
         key: TransactionKey,
         req: Request,
     ) {
+        if let Some((id, super::call::Leg::Agent)) = self.find_leg(&req) {
+            return self.on_agent_request(now, transport, source, dest, key, req, id);
+        }
         let Some(id) = self.find_dialog(&req) else {
             let r = make_response(&req, 481, Some(&self.token()), source);
             return self.reply_non_invite(now, transport, dest, key, r);
@@ -83,6 +86,14 @@ impl Engine {
             .get(&HeaderName::CSeq)
             .and_then(|c| c.split_whitespace().nth(1))
             .map(str::to_string);
+        if method.as_deref() == Some("INVITE") {
+            let call_id = resp
+                .headers
+                .get(&HeaderName::CallId)
+                .unwrap_or("")
+                .to_string();
+            return self.on_agent_response(now, &call_id, resp);
+        }
         let key = match (branch, method) {
             (Some(b), Some(m)) => TransactionKey::client(&b, &m),
             _ => {
@@ -139,7 +150,10 @@ impl Engine {
         let Some(mut call) = self.forget_call(id) else {
             return;
         };
-        let ended_by = if send_bye {
+        self.end_agent_side(now, &mut call);
+        let ended_by = if reason == "agent hung up" {
+            "agent"
+        } else if send_bye {
             if reason.contains("timeout") {
                 "timeout"
             } else {
@@ -224,6 +238,7 @@ impl Engine {
     }
 
     pub(super) fn call_timeout(&mut self, now: Instant, id: CallRef) {
+        self.agent_timeout(now, id);
         let rtp_timeout = self.cfg.rtp_timeout;
         let Some(call) = self.calls.get_mut(&id) else {
             return;

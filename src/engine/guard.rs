@@ -94,6 +94,7 @@ impl Engine {
         let id = self.in_progress.take()?;
         let pending = self.pending_invites.get(&id).cloned();
         let mut call = self.forget_call(id)?;
+        self.end_agent_side(now, &mut call);
         // Tell the caller: BYE when the dialog is up, 500 to a pending INVITE.
         if matches!(
             call.state,

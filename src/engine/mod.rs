@@ -21,6 +21,7 @@
 //! Contact and Record-Route (§12.2.1.1).
 
 mod app;
+pub mod bridge;
 pub mod call;
 mod dialog;
 mod guard;
@@ -82,6 +83,9 @@ pub struct EngineConfig {
     pub show_numbers: bool,
     /// Seeds tags, branches and SSRCs (distinct per shard and per start).
     pub seed: u64,
+    /// This shard's index: agent-leg Call-IDs carry it (`vxa<shard>-…`) so
+    /// that their responses and requests reach this shard.
+    pub shard: usize,
 }
 
 impl Default for EngineConfig {
@@ -106,6 +110,7 @@ impl Default for EngineConfig {
             destinations: HashMap::new(),
             show_numbers: false,
             seed: 1,
+            shard: 0,
         }
     }
 }
@@ -186,6 +191,9 @@ pub enum Output {
     UnpinConnection(crate::sip::ConnId),
     /// Work for the customer store.
     Store(StoreRequest),
+    /// Tell the ACD (the runtime's owner thread) what happened to a caller or
+    /// an offer; offers come back through [`Engine::handle_offer`].
+    Acd(crate::acd::AcdEvent),
     /// POST `body` (JSON) to `url`; answer with [`Engine::webhook_finished`].
     Webhook {
         call: CallRef,
@@ -234,6 +242,10 @@ pub struct Stats {
     pub rtp_foreign: u64,
     /// Inputs that panicked; each ended its call.
     pub panics: u64,
+    /// Callers bridged to an agent.
+    pub bridged: u64,
+    /// RTP packets relayed between the legs of bridged calls.
+    pub rtp_relayed: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -241,6 +253,8 @@ enum TimerRef {
     Server(TransactionKey),
     Client(TransactionKey),
     Call(CallRef),
+    /// An agent INVITE left behind by its call (by Call-ID).
+    Orphan(String),
 }
 
 impl PartialOrd for TransactionKey {
@@ -298,8 +312,12 @@ pub struct Engine {
     wall_anchor: Option<(Instant, jiff::Timestamp)>,
     gate: Arc<CallGate>,
     calls: HashMap<CallRef, Call>,
-    by_call_id: HashMap<String, CallRef>,
-    by_port: HashMap<u16, CallRef>,
+    /// Every leg's Call-ID and RTP port, to its call and which leg it is.
+    by_call_id: HashMap<String, (CallRef, call::Leg)>,
+    by_port: HashMap<u16, (CallRef, call::Leg)>,
+    /// Agent-leg INVITE transactions of calls that ended while they rang:
+    /// kept to ACK their final response (and BYE a 2xx that raced the CANCEL).
+    orphans: HashMap<String, bridge::Orphan>,
     server_tx: HashMap<TransactionKey, ServerTx>,
     client_tx: HashMap<TransactionKey, ClientTx>,
     /// RTP ports not in use; a call takes one at random (hard to guess).
@@ -339,6 +357,7 @@ impl Engine {
             calls: HashMap::new(),
             by_call_id: HashMap::new(),
             by_port: HashMap::new(),
+            orphans: HashMap::new(),
             server_tx: HashMap::new(),
             client_tx: HashMap::new(),
             free_ports,
@@ -378,14 +397,15 @@ impl Engine {
         self.calls.len()
     }
 
-    /// Requests the engine sent that still wait for an answer (BYE).
+    /// Requests the engine sent that still wait for an answer (BYE, CANCEL,
+    /// agent INVITEs whose call ended).
     pub fn pending_requests(&self) -> usize {
-        self.client_tx.len()
+        self.client_tx.len() + self.orphans.len()
     }
 
     /// Server and client transactions alive on this shard.
     pub fn transaction_count(&self) -> usize {
-        self.server_tx.len() + self.client_tx.len()
+        self.server_tx.len() + self.client_tx.len() + self.orphans.len()
     }
 
     pub fn poll_output(&mut self) -> Option<Output> {
@@ -499,6 +519,10 @@ impl Engine {
                 TimerRef::Client(key) => {
                     self.in_progress = self.client_tx.get(&key).and_then(|c| c.refer_for);
                     self.client_tx_timeout(now, key)
+                }
+                TimerRef::Orphan(call_id) => {
+                    self.in_progress = None;
+                    self.orphan_timeout(now, call_id)
                 }
                 TimerRef::Call(id) => {
                     self.in_progress = Some(id);
@@ -627,20 +651,28 @@ impl Engine {
 
     /// An RTP/RTCP datagram arrived on a call's port.
     pub fn handle_rtp(&mut self, now: Instant, port: u16, from: SocketAddr, data: &[u8]) {
-        let Some(&id) = self.by_port.get(&port) else {
+        let Some(&(id, leg)) = self.by_port.get(&port) else {
             return;
         };
         self.in_progress = Some(id);
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
-        let Some(media) = call.media.as_mut() else {
+        let media = match leg {
+            call::Leg::Caller => call.media.as_mut(),
+            call::Leg::Agent => call.agent.as_mut().and_then(|a| a.media.as_mut()),
+        };
+        let Some(media) = media else {
             return;
         };
         let foreign = media.packets_foreign;
-        media.on_packet(now, from, data);
+        let relay = media.on_packet(now, from, data);
         if media.packets_foreign != foreign {
             self.stats.rtp_foreign += 1;
+        }
+        if relay {
+            self.relay_rtp(id, leg, data);
+            return;
         }
         self.drain_media_events(now, id);
     }

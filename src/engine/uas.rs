@@ -1,7 +1,7 @@
 //! The UAS core (RFC 3261 §8.2, §12, §13.3, §15): what the engine does with each
 //! request, and the life of a call from INVITE to BYE.
 
-use super::call::{redact, Call, CallRef, CallState, Dialog};
+use super::call::{redact, Call, CallRef, CallState, Dialog, Leg};
 use super::record::StoreRequest;
 use super::{Engine, Output, ServerTx, TimerRef};
 use crate::flow::interp::Lookup;
@@ -19,7 +19,7 @@ use crate::sip::{
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Instant;
 
-const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, NOTIFY";
+pub(super) const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, NOTIFY";
 pub(super) const ACCEPT: &str = "application/sdp, application/dtmf-relay, application/dtmf";
 /// A status to refuse a request with, and headers to add to the answer.
 type Refusal = (u16, Vec<(HeaderName, String)>);
@@ -50,7 +50,7 @@ impl Engine {
         // `recover_from_panic`); a new call sets it once it exists.
         self.in_progress = crate::sip::parse::peek_call_id(data)
             .and_then(|id| std::str::from_utf8(id).ok())
-            .and_then(|id| self.by_call_id.get(id).copied());
+            .and_then(|id| self.by_call_id.get(id).map(|(c, _)| *c));
         match parse_message(data, transport.is_reliable()) {
             Ok(Message::Request(req)) => {
                 self.stats.requests += 1;
@@ -215,7 +215,7 @@ impl Engine {
 
     /// Sends a final response on a new INVITE server transaction that belongs
     /// to no call, and keeps the transaction for its retransmissions (G/H).
-    fn answer_invite_tx(
+    pub(super) fn answer_invite_tx(
         &mut self,
         now: Instant,
         mut tx: ServerInvite,
@@ -406,34 +406,11 @@ impl Engine {
         };
 
         let from = req.headers.get(&HeaderName::From).unwrap_or("").to_string();
-        let to = req.headers.get(&HeaderName::To).unwrap_or("").to_string();
-        let remote_tag = NameAddr::parse(&from)
-            .ok()
-            .and_then(|n| n.tag().map(str::to_string))
-            .unwrap_or_default();
         let caller = NameAddr::parse(&from)
             .ok()
             .and_then(|n| Uri::parse(&n.uri).ok())
             .and_then(|u| u.user)
             .unwrap_or_default();
-        let remote_target = req
-            .headers
-            .list(&HeaderName::Contact)
-            .next()
-            .and_then(|c| NameAddr::parse(c).ok())
-            .map(|n| n.uri)
-            .unwrap_or_else(|| NameAddr::parse(&from).map(|n| n.uri).unwrap_or_default());
-        let route_set = req
-            .headers
-            .list(&HeaderName::RecordRoute)
-            .map(str::to_string)
-            .collect();
-        let remote_cseq = req
-            .headers
-            .get(&HeaderName::CSeq)
-            .and_then(|c| c.split_whitespace().next())
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(0);
         let local_ip = self.local_ip(local, ruri.as_ref(), source);
         let flows = self.flows.clone();
         let Some(flow) = flows.flow_for(&dialled).cloned() else {
@@ -453,20 +430,7 @@ impl Engine {
         let session_id = self.random() >> 1;
         let call = Call {
             id,
-            dialog: Dialog {
-                call_id: call_id.clone(),
-                local_tag: local_tag.clone(),
-                remote_tag,
-                remote_uri_header: from,
-                local_uri_header: format!("{to};tag={local_tag}"),
-                remote_target,
-                route_set,
-                local_cseq: 0,
-                remote_cseq,
-                transport,
-                peer: source,
-                local,
-            },
+            dialog: Dialog::uas(&req, &local_tag, transport, source, local),
             state: CallState::OpeningMedia,
             invite_key: key.clone(),
             offer,
@@ -500,6 +464,10 @@ impl Engine {
             caller,
             dialled,
             span,
+            queued: None,
+            agent: None,
+            bridged: None,
+            offers: Vec::new(),
         };
         tx.send_response(now, 100, make_response(&req, 100, None, source).to_bytes());
         self.hold_tx(
@@ -514,8 +482,8 @@ impl Engine {
         self.pending_invites.insert(id, req);
         self.calls.insert(id, call);
         self.in_progress = Some(id);
-        self.by_call_id.insert(call_id, id);
-        self.by_port.insert(port, id);
+        self.by_call_id.insert(call_id, (id, Leg::Caller));
+        self.by_port.insert(port, (id, Leg::Caller));
         self.stats.calls_started += 1;
         let ip = Engine::media_ip(self.cfg.advertise_ip, local);
         self.out.push_back(Output::OpenMedia { port, ip });
@@ -533,7 +501,7 @@ impl Engine {
     /// Where a call's RTP socket is bound: the local address the INVITE came
     /// to, so that media leaves from the address the caller talks to (behind
     /// NAT, with `advertise`, the runtime's default instead).
-    fn media_ip(advertise: Option<IpAddr>, local: SocketAddr) -> IpAddr {
+    pub(super) fn media_ip(advertise: Option<IpAddr>, local: SocketAddr) -> IpAddr {
         if advertise.is_some() {
             return IpAddr::V4(Ipv4Addr::UNSPECIFIED);
         }
@@ -565,9 +533,12 @@ impl Engine {
     }
 
     pub(super) fn on_media_opened(&mut self, now: Instant, port: u16, ok: bool) {
-        let Some(&id) = self.by_port.get(&port) else {
+        let Some(&(id, leg)) = self.by_port.get(&port) else {
             return;
         };
+        if leg == Leg::Agent {
+            return self.agent_media_opened(now, id, port, ok);
+        }
         if !ok {
             // Taken by another program, or no descriptor left: the port goes
             // back to the pool either way (a refused call never loses a port),
@@ -582,7 +553,7 @@ impl Engine {
                 Some(p) if call.port_attempts < 8 => {
                     call.port = p;
                     call.port_attempts += 1;
-                    self.by_port.insert(p, id);
+                    self.by_port.insert(p, (id, Leg::Caller));
                     let ip = Engine::media_ip(self.cfg.advertise_ip, call.dialog.local);
                     self.out.push_back(Output::OpenMedia { port: p, ip });
                 }
@@ -750,22 +721,24 @@ impl Engine {
         self.schedule_call(id);
     }
 
-    pub(super) fn find_dialog(&self, req: &Request) -> Option<CallRef> {
+    /// The call (and leg) whose dialog a request belongs to.
+    pub(super) fn find_leg(&self, req: &Request) -> Option<(CallRef, Leg)> {
         let call_id = req.headers.get(&HeaderName::CallId)?;
-        let id = *self.by_call_id.get(call_id)?;
+        let (id, leg) = *self.by_call_id.get(call_id)?;
         let call = self.calls.get(&id)?;
-        let to_tag = NameAddr::parse(req.headers.get(&HeaderName::To)?)
-            .ok()?
-            .tag()
-            .map(str::to_string);
-        let from_tag = NameAddr::parse(req.headers.get(&HeaderName::From)?)
-            .ok()?
-            .tag()
-            .map(str::to_string)
-            .unwrap_or_default();
-        (to_tag.as_deref() == Some(call.dialog.local_tag.as_str())
-            && from_tag == call.dialog.remote_tag)
-            .then_some(id)
+        let dialog = match leg {
+            Leg::Caller => Some(&call.dialog),
+            Leg::Agent => call.agent.as_ref().and_then(|a| a.dialog.as_ref()),
+        }?;
+        dialog.matches_request(req).then_some((id, leg))
+    }
+
+    /// The caller's call whose dialog a request belongs to.
+    pub(super) fn find_dialog(&self, req: &Request) -> Option<CallRef> {
+        match self.find_leg(req)? {
+            (id, Leg::Caller) => Some(id),
+            (_, Leg::Agent) => None,
+        }
     }
 
     fn on_ack(&mut self, now: Instant, req: &Request) {
@@ -891,6 +864,9 @@ impl Engine {
     ) {
         let trying = make_response(&req, 100, None, source).to_bytes();
         let tx = ServerInvite::new(self.cfg.timers, transport.is_reliable(), trying);
+        if let Some((id, Leg::Agent)) = self.find_leg(&req) {
+            return self.on_agent_request(now, transport, source, dest, key, req, id);
+        }
         let found = self.find_dialog(&req);
         // A resumed call keeps its media slot.
         let slot = found

@@ -218,6 +218,7 @@ fn shed_response(data: &[u8], _source: SocketAddr) -> Option<Vec<u8>> {
 fn dispatch(
     guard: &mut Guard,
     inboxes: &[Inbox],
+    acd: &super::acd::AcdHandle,
     transport: Transport,
     source: SocketAddr,
     local: SocketAddr,
@@ -227,6 +228,18 @@ fn dispatch(
     let i = shard_for(&data, inboxes.len());
     let inbox = inboxes.get(i)?;
     let verdict = guard.check(now, source.ip(), &data, inboxes);
+    // REGISTER goes to the ACD's owner, which holds the registrar.
+    if !matches!(verdict, Verdict::Drop) && peek_kind(&data) == Peek::Register {
+        if !acd.register(super::acd::Register {
+            transport,
+            source,
+            local,
+            data,
+        }) {
+            guard.stats.inbox_full += 1;
+        }
+        return None;
+    }
     let queue = match verdict {
         Verdict::Drop => return None,
         Verdict::Urgent => &inbox.urgent,
@@ -267,6 +280,7 @@ pub(super) async fn run(
     writers: TcpWriters,
     stop: Arc<AtomicBool>,
     cfg: FrontConfig,
+    acd: super::acd::AcdHandle,
 ) -> std::io::Result<()> {
     enable_pktinfo(&udp);
     let udp = UdpSocket::from_std(udp)?;
@@ -292,12 +306,12 @@ pub(super) async fn run(
                 if data.iter().all(|b| *b == b'\r' || *b == b'\n') {
                     continue; // keep-alive
                 }
-                if let Some(reply) = dispatch(&mut guard, &inboxes, Transport::Udp, source, local, data.to_vec()) {
+                if let Some(reply) = dispatch(&mut guard, &inboxes, &acd, Transport::Udp, source, local, data.to_vec()) {
                     let _ = udp.try_send_to(&reply, source);
                 }
             }
             Some((transport, source, local, data, reply_to)) = tcp_in.recv() => {
-                if let Some(reply) = dispatch(&mut guard, &inboxes, transport, source, local, data) {
+                if let Some(reply) = dispatch(&mut guard, &inboxes, &acd, transport, source, local, data) {
                     let _ = reply_to.try_send(reply);
                 }
             }

@@ -7,6 +7,7 @@
 //! shard threads, each a current-thread runtime with its engine and its calls'
 //! RTP sockets. Nothing here decides anything about calls.
 
+mod acd;
 mod front;
 mod pktinfo;
 mod reload;
@@ -85,6 +86,8 @@ pub(crate) enum ShardInput {
         ip: std::net::IpAddr,
         until: std::time::Instant,
     },
+    /// The ACD offers one of this shard's callers to an agent.
+    Offer(crate::engine::bridge::Offer),
     Drain,
 }
 
@@ -204,6 +207,34 @@ pub fn serve(cfg: Config) -> Result<(), RuntimeError> {
         .unwrap_or(1)
         ^ std::process::id() as u64;
 
+    let (agents, queues) = cfg.acd_settings();
+    let (inboxes_tx, inboxes_rx) = tokio::sync::oneshot::channel();
+    let (acd, acd_thread) = acd::spawn(
+        acd::AcdContext {
+            agents,
+            queues,
+            passwords: cfg
+                .agents
+                .iter()
+                .map(|a| (a.id.clone(), a.password.clone()))
+                .collect(),
+            registrar: crate::acd::registrar::RegistrarSettings {
+                realm: cfg.acd.realm.clone(),
+                min_expires: Duration::from_secs(cfg.acd.register_min_expires_s),
+                max_expires: Duration::from_secs(cfg.acd.register_max_expires_s),
+                block_after: cfg.acd.block_after,
+                block_for: Duration::from_secs(cfg.acd.block_for_s),
+                ..Default::default()
+            },
+            nonce_lifetime: Duration::from_secs(cfg.acd.nonce_lifetime_s),
+            udp: udp.try_clone()?,
+            writers: writers.clone(),
+        },
+        inboxes_rx,
+    )?;
+    if !cfg.agents.is_empty() {
+        tracing::info!(agents = cfg.agents.len(), realm = %cfg.acd.realm, "agents may register");
+    }
     let mut inboxes = Vec::new();
     let mut handles = Vec::new();
     for i in 0..shards {
@@ -235,6 +266,7 @@ pub fn serve(cfg: Config) -> Result<(), RuntimeError> {
                 .collect(),
             show_numbers: cfg.log.show_numbers,
             seed: seed.wrapping_add(i as u64 * 0x1000_0000_0001),
+            shard: i,
         };
         let (urgent, urgent_rx) = mpsc::channel(SHARD_QUEUE);
         let (fresh, fresh_rx) = mpsc::channel(FRESH_QUEUE);
@@ -254,6 +286,7 @@ pub fn serve(cfg: Config) -> Result<(), RuntimeError> {
             writers: writers.clone(),
             rtp_ip: listen.ip(),
             drain_timeout: Duration::from_secs(cfg.engine.drain_timeout_s),
+            acd: acd.clone(),
         };
         let stopping = stop.clone();
         handles.push(
@@ -285,6 +318,7 @@ pub fn serve(cfg: Config) -> Result<(), RuntimeError> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
+    let _ = inboxes_tx.send(inboxes.clone());
     let front_cfg = front::FrontConfig {
         limits: cfg.limits.clone(),
         trunks: trunks.clone(),
@@ -297,10 +331,12 @@ pub fn serve(cfg: Config) -> Result<(), RuntimeError> {
         writers,
         stop.clone(),
         front_cfg,
+        acd,
     ))?;
     for h in handles {
         let _ = h.join();
     }
+    let _ = acd_thread.join();
     // Every shard is done: the store writes what is left, then stops.
     drop(store);
     let _ = store_thread.join();
@@ -408,6 +444,19 @@ pub fn shard_for(data: &[u8], shards: usize) -> usize {
     let Some(id) = crate::sip::parse::peek_call_id(data) else {
         return 0;
     };
+    // An agent leg's Call-ID names the shard of its caller's call: `vxa<N>-…`.
+    if let Some(rest) = id.strip_prefix(b"vxa") {
+        let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+        if rest.get(digits) == Some(&b'-') {
+            let n = rest
+                .get(..digits)
+                .and_then(|d| std::str::from_utf8(d).ok())
+                .and_then(|d| d.parse::<usize>().ok());
+            if let Some(n) = n {
+                return n % shards.max(1);
+            }
+        }
+    }
     let mut h = std::collections::hash_map::DefaultHasher::new();
     id.hash(&mut h);
     (h.finish() % shards as u64) as usize

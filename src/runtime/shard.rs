@@ -34,6 +34,7 @@ pub(super) struct ShardContext {
     pub writers: TcpWriters,
     pub rtp_ip: IpAddr,
     pub drain_timeout: Duration,
+    pub acd: super::acd::AcdHandle,
 }
 
 struct Shard {
@@ -45,6 +46,7 @@ struct Shard {
     send_errors: u64,
     store: StoreHandle,
     http: reqwest::Client,
+    acd: super::acd::AcdHandle,
     /// When the engine's wall clock was last re-anchored.
     wall_set: Instant,
 }
@@ -92,6 +94,7 @@ async fn drive(ctx: ShardContext, mut inbox: InboxRx) {
             send_errors: 0,
             store: ctx.store,
             http: ctx.http,
+            acd: ctx.acd,
             wall_set: now,
         }),
         wake_at: Cell::new(None),
@@ -222,6 +225,9 @@ fn handle_batch(
                 *drain_until = Some(now + drain_timeout);
             }
             ShardInput::SourceLimited { ip, until } => s.engine.source_limited(now, ip, until),
+            ShardInput::Offer(offer) => {
+                guarded(&mut s.engine, now, |e| e.handle_offer(now, offer));
+            }
         }
         next = inbox
             .urgent
@@ -341,6 +347,7 @@ fn flush(s: &mut Shard, shared: &Rc<Shared>) {
                 });
             }
             Output::Store(req) => s.store.submit(req),
+            Output::Acd(ev) => s.acd.event(ev),
             Output::Webhook {
                 call,
                 url,

@@ -326,6 +326,28 @@ pub fn write_answer(
     s
 }
 
+/// An SDP offer for a leg the engine calls out on (an agent's phone): PCMU and
+/// PCMA with `first` preferred (the caller's codec: no transcoding when the
+/// phone takes it), and telephone-event.
+pub fn write_offer(
+    local_ip: IpAddr,
+    local_port: u16,
+    session_id: u64,
+    version: u64,
+    first: Codec,
+) -> String {
+    let ipv = if local_ip.is_ipv6() { "IP6" } else { "IP4" };
+    let order = match first {
+        Codec::Pcma => "8 0",
+        Codec::Pcmu => "0 8",
+    };
+    format!(
+        "v=0\r\no=vaxel {session_id} {version} IN {ipv} {local_ip}\r\ns=vaxel\r\nc=IN {ipv} {local_ip}\r\nt=0 0\r\n\
+m=audio {local_port} RTP/AVP {order} 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\n\
+a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-16\r\na=ptime:20\r\na=sendrecv\r\n"
+    )
+}
+
 #[cfg(test)]
 #[allow(clippy::indexing_slicing, clippy::arithmetic_side_effects)]
 mod tests {

@@ -7,6 +7,7 @@
 
 #![allow(dead_code)]
 
+pub mod engine;
 pub mod pg;
 pub mod ua;
 

@@ -1,0 +1,271 @@
+//! The ACD's owner thread: the one place that sees every agent and every
+//! waiting caller. It holds the [`Acd`] and the [`Registrar`] (both pure),
+//! answers REGISTER (the front routes them here), hears from the shards what
+//! happens to callers and offers, and sends each offer, with the agent's
+//! bindings, to the shard that owns the caller's call.
+//!
+//! ```text
+//!   front ──REGISTER──▶ ┌──────────────────────┐ ──Offer──▶ shard (urgent inbox)
+//!   shards ──AcdEvent─▶ │ Registrar  +  Acd     │ ──200/401/403──▶ phone (UDP/TCP)
+//!                       └──────────────────────┘
+//! ```
+//!
+//! Modelled on the store's worker thread: a current-thread runtime, channels
+//! in, one sleep until the next deadline (binding expiry, wrap-up end).
+
+use super::{Inbox, ShardInput, TcpWriters};
+use crate::acd::digest::Nonces;
+use crate::acd::registrar::{Registrar, RegistrarEvent, RegistrarSettings};
+use crate::acd::{Acd, AcdCommand, AcdEvent, AgentSettings, Missed, QueueSettings};
+use crate::engine::bridge::Offer;
+use crate::engine::call::CallRef;
+use crate::sip::message::{Message, Method};
+use crate::sip::parse::parse_message;
+use crate::sip::{response_destination, Transport};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+
+/// REGISTERs waiting for the owner, at most (the front rate-limits them per
+/// source; past this they are dropped and the phone retransmits).
+const REGISTER_QUEUE: usize = 4096;
+
+pub(crate) struct Register {
+    pub transport: Transport,
+    pub source: SocketAddr,
+    pub local: SocketAddr,
+    pub data: Vec<u8>,
+}
+
+/// How the front and the shards reach the owner.
+#[derive(Clone)]
+pub(crate) struct AcdHandle {
+    register: mpsc::Sender<Register>,
+    events: mpsc::UnboundedSender<AcdEvent>,
+}
+
+impl AcdHandle {
+    /// Queues a REGISTER; false when the owner is full or gone (dropped).
+    pub fn register(&self, r: Register) -> bool {
+        self.register.try_send(r).is_ok()
+    }
+
+    pub fn event(&self, ev: AcdEvent) {
+        let _ = self.events.send(ev);
+    }
+}
+
+pub(crate) struct AcdContext {
+    pub agents: Vec<AgentSettings>,
+    pub queues: Vec<QueueSettings>,
+    pub passwords: HashMap<String, String>,
+    pub registrar: RegistrarSettings,
+    pub nonce_lifetime: Duration,
+    pub udp: std::net::UdpSocket,
+    pub writers: TcpWriters,
+}
+
+/// Starts the owner thread. The inboxes are given later (the shards need the
+/// handle first): the thread waits for them.
+pub(crate) fn spawn(
+    ctx: AcdContext,
+    inboxes: tokio::sync::oneshot::Receiver<Vec<Inbox>>,
+) -> std::io::Result<(AcdHandle, std::thread::JoinHandle<()>)> {
+    let (register, reg_rx) = mpsc::channel(REGISTER_QUEUE);
+    let (events, ev_rx) = mpsc::unbounded_channel();
+    let thread = std::thread::Builder::new()
+        .name("vaxel-acd".into())
+        .spawn(move || {
+            let rt = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    tracing::error!(error = %e, "ACD runtime failed to start");
+                    std::process::exit(70);
+                }
+            };
+            rt.block_on(async move {
+                let Ok(inboxes) = inboxes.await else {
+                    return;
+                };
+                run(ctx, inboxes, reg_rx, ev_rx).await
+            });
+        })?;
+    Ok((AcdHandle { register, events }, thread))
+}
+
+fn secret() -> [u8; 32] {
+    use std::hash::{BuildHasher, Hasher};
+    // RandomState is seeded from the OS's randomness per instance.
+    let mut out = [0u8; 32];
+    for chunk in out.chunks_mut(8) {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u64(std::process::id() as u64);
+        let v = h.finish().to_le_bytes();
+        for (o, b) in chunk.iter_mut().zip(v) {
+            *o = b;
+        }
+    }
+    out
+}
+
+struct Owner {
+    acd: Acd,
+    registrar: Registrar,
+    udp: std::net::UdpSocket,
+    writers: TcpWriters,
+    inboxes: Vec<Inbox>,
+}
+
+async fn run(
+    ctx: AcdContext,
+    inboxes: Vec<Inbox>,
+    mut reg_rx: mpsc::Receiver<Register>,
+    mut ev_rx: mpsc::UnboundedReceiver<AcdEvent>,
+) {
+    let now = Instant::now();
+    let nonces = Nonces::new(secret(), now, ctx.nonce_lifetime);
+    let mut o = Owner {
+        acd: Acd::new(now, ctx.agents, ctx.queues),
+        registrar: Registrar::new(ctx.registrar, nonces, ctx.passwords),
+        udp: ctx.udp,
+        writers: ctx.writers,
+        inboxes,
+    };
+    let (mut reg_open, mut ev_open) = (true, true);
+    while reg_open || ev_open {
+        let deadline = [o.acd.poll_timeout(), o.registrar.poll_timeout()]
+            .into_iter()
+            .flatten()
+            .min();
+        let sleep = async {
+            match deadline {
+                Some(t) => tokio::time::sleep_until(t.into()).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = sleep => {
+                let now = Instant::now();
+                for ev in o.registrar.expire(now) {
+                    o.registrar_event(now, ev);
+                }
+                o.acd.handle_timeout(now);
+            }
+            r = reg_rx.recv(), if reg_open => match r {
+                Some(r) => o.on_register(r),
+                None => reg_open = false,
+            },
+            ev = ev_rx.recv(), if ev_open => match ev {
+                Some(ev) => o.acd.handle(Instant::now(), ev),
+                None => ev_open = false,
+            },
+        }
+        o.run_commands().await;
+    }
+    tracing::debug!("ACD stopped");
+}
+
+impl Owner {
+    fn on_register(&mut self, r: Register) {
+        let now = Instant::now();
+        let Ok(Message::Request(req)) = parse_message(&r.data, r.transport.is_reliable()) else {
+            return; // the shards count malformed input; a REGISTER here parsed in peek only
+        };
+        if req.method != Method::Register {
+            return;
+        }
+        let (resp, events) = self
+            .registrar
+            .on_register(now, &req, r.transport, r.source, r.local);
+        let to = response_destination(&req, r.transport, r.source);
+        self.send(r.transport, to, resp.to_bytes());
+        for ev in events {
+            self.registrar_event(now, ev);
+        }
+    }
+
+    fn registrar_event(&mut self, now: Instant, ev: RegistrarEvent) {
+        match ev {
+            RegistrarEvent::Reachable(agent) => {
+                tracing::info!(%agent, "agent's phone registered");
+                self.acd.handle(
+                    now,
+                    AcdEvent::Reachable {
+                        agent,
+                        reachable: true,
+                    },
+                );
+            }
+            RegistrarEvent::Unreachable(agent) => {
+                tracing::info!(%agent, "agent's phone unregistered");
+                self.acd.handle(
+                    now,
+                    AcdEvent::Reachable {
+                        agent,
+                        reachable: false,
+                    },
+                );
+            }
+            RegistrarEvent::Blocked { what, failures } => {
+                tracing::warn!(%what, failures, "repeated authentication failures: blocked for a while");
+            }
+        }
+    }
+
+    fn send(&self, transport: Transport, to: SocketAddr, data: Vec<u8>) {
+        match transport {
+            Transport::Udp => {
+                let _ = self.udp.send_to(&data, to);
+            }
+            Transport::Tcp(id) => {
+                let w = self.writers.lock().unwrap_or_else(|p| p.into_inner());
+                if let Some(c) = w.get(&id) {
+                    let _ = c.tx.try_send(data);
+                }
+            }
+        }
+    }
+
+    async fn run_commands(&mut self) {
+        while let Some(cmd) = self.acd.poll_command() {
+            match cmd {
+                AcdCommand::Notice(n) => tracing::info!("{n}"),
+                AcdCommand::Offer {
+                    call,
+                    agent,
+                    display,
+                    ring_timeout,
+                } => {
+                    let now = Instant::now();
+                    let bindings = self.registrar.contacts(&agent, now);
+                    let inbox = self.inboxes.get(call.shard);
+                    let offer = Offer {
+                        call: CallRef(call.call),
+                        agent: agent.clone(),
+                        display,
+                        ring_timeout,
+                        bindings,
+                    };
+                    let sent = match inbox {
+                        Some(i) => i.urgent.send(ShardInput::Offer(offer)).await.is_ok(),
+                        None => false,
+                    };
+                    if !sent {
+                        self.acd.handle(
+                            now,
+                            AcdEvent::OfferFailed {
+                                call,
+                                agent,
+                                why: Missed::CallGone,
+                            },
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
