@@ -50,6 +50,10 @@ shop closed-menu "För att bli uppringd när vi öppnar, tryck ett. För att lä
 shop callback-booked "Tack. Vi ringer upp dig så snart vi öppnar." "Thank you. We will call you back as soon as we open."
 shop voicemail-intro "Lämna ditt meddelande efter tonen och avsluta med fyrkant." "Leave your message after the tone, then press pound."
 shop thanks-goodbye "Tack för ditt meddelande. Hej då." "Thank you for your message. Goodbye."
+# Agents' feature codes (*1, *2, *0), confirmed on the agent's phone.
+shop agent-available "Du är tillgänglig för samtal." "You are available for calls."
+shop agent-break "Du har paus." "You are on a break."
+shop agent-logged-out "Du är utloggad." "You are logged out."
 say en en audio/sv/for-english.wav "For English, press nine."
 say sv sv audio/en/for-english.wav "För svenska, tryck nio."
 # Numbers for `say` steps.

@@ -113,7 +113,7 @@ impl OfflineArgs {
     fn config(&self) -> anyhow::Result<Config> {
         let mut cfg = match &self.config {
             Some(p) => Config::load(p)?,
-            None => Config::default(),
+            None => default_config()?,
         };
         if let Some(a) = &self.audio {
             cfg.audio = Some(a.clone());
@@ -124,7 +124,8 @@ impl OfflineArgs {
 
 #[derive(clap::Args)]
 struct ServeArgs {
-    /// Configuration file (TOML). Without it, built-in defaults are used.
+    /// Configuration file (TOML) [default: ./vaxel.toml when present, else
+    /// built-in defaults]
     #[arg(long)]
     config: Option<PathBuf>,
     /// SIP address for UDP and TCP [default: 0.0.0.0:5060]
@@ -180,13 +181,24 @@ fn main() {
     }
 }
 
+/// `vaxel.toml` in the working directory when there is one (the repository
+/// ships one to try the engine with), else the built-in defaults.
+fn default_config() -> anyhow::Result<Config> {
+    let here = std::path::Path::new("vaxel.toml");
+    if here.is_file() {
+        Ok(Config::load(here)?)
+    } else {
+        Ok(Config::default())
+    }
+}
+
 fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(a) => {
             let mut cfg = match &a.config {
                 Some(p) => Config::load(p)?,
-                None => Config::default(),
+                None => default_config()?,
             };
             if let Some(v) = a.sip_listen {
                 cfg.sip.listen = v;
@@ -283,7 +295,7 @@ fn run() -> anyhow::Result<()> {
         } => {
             let mut cfg = match &config {
                 Some(p) => Config::load(p)?,
-                None => Config::default(),
+                None => default_config()?,
             };
             if let Some(d) = data {
                 cfg.data.url = d;

@@ -89,7 +89,7 @@ fn pjsua_call(
     let key_at: f64 = stdout
         .lines()
         .find_map(|l| l.strip_prefix("key sent at "))
-        .and_then(|t| t.trim().parse().ok())
+        .and_then(|t| t.split_whitespace().next()?.parse().ok())
         .expect("key time");
     let rec: Vec<f32> = vaxel::media::prompt::decode_file(&wav)
         .unwrap()

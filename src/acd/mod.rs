@@ -51,6 +51,50 @@ impl Status {
     }
 }
 
+/// A feature code an agent dials from their registered phone.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FeatureCode {
+    /// `*1`: available for calls.
+    Available,
+    /// `*2`: on break.
+    Break,
+    /// `*0`: logged out.
+    LogOut,
+}
+
+impl FeatureCode {
+    /// The dialled user part (`*` may arrive escaped as `%2A`).
+    pub fn parse(dialled: &str) -> Option<FeatureCode> {
+        let d = dialled
+            .strip_prefix('*')
+            .or_else(|| dialled.strip_prefix("%2A"))
+            .or_else(|| dialled.strip_prefix("%2a"))?;
+        match d {
+            "1" => Some(FeatureCode::Available),
+            "2" => Some(FeatureCode::Break),
+            "0" => Some(FeatureCode::LogOut),
+            _ => None,
+        }
+    }
+
+    pub fn status(self) -> Status {
+        match self {
+            FeatureCode::Available => Status::Available,
+            FeatureCode::Break => Status::OnBreak,
+            FeatureCode::LogOut => Status::LoggedOut,
+        }
+    }
+
+    /// The confirmation prompt (without the language folder).
+    pub fn prompt(self) -> &'static str {
+        match self {
+            FeatureCode::Available => "agent-available",
+            FeatureCode::Break => "agent-break",
+            FeatureCode::LogOut => "agent-logged-out",
+        }
+    }
+}
+
 /// What calls make of the agent.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum State {

@@ -110,18 +110,22 @@ impl Registrar {
             .get(agent)
             .map(|b| b.iter().filter(|b| b.expires > now).cloned().collect())
             .unwrap_or_default();
-        v.sort_by(|a, b| b.updated.cmp(&a.updated));
+        v.sort_by_key(|b| std::cmp::Reverse(b.updated));
         v
     }
 
-    /// Which agent a request's source belongs to: a binding registered from
-    /// exactly that address and transport (feature codes from a phone).
-    pub fn agent_at(&self, source: SocketAddr, now: Instant) -> Option<&str> {
-        self.bindings.iter().find_map(|(agent, bs)| {
-            bs.iter()
-                .any(|b| b.source == source && b.expires > now)
-                .then_some(agent.as_str())
-        })
+    /// Every live binding's source address and its agent: the shards refuse
+    /// calls from agents' phones other than feature codes, and know whose
+    /// phone dialled one.
+    pub fn phones(&self, now: Instant) -> HashMap<SocketAddr, String> {
+        self.bindings
+            .iter()
+            .flat_map(|(agent, bs)| {
+                bs.iter()
+                    .filter(move |b| b.expires > now)
+                    .map(move |b| (b.source, agent.clone()))
+            })
+            .collect()
     }
 
     pub fn binding_count(&self) -> usize {

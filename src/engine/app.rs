@@ -37,6 +37,23 @@ impl Engine {
         }
         call.answered_at = Some(now);
         call.answered_wall = Some(wall);
+        if let Some((agent, code)) = call.feature.clone() {
+            // The ACD changes the status; the phone hears it confirmed.
+            let prompt = format!("{}/{}", call.flow.default_language(), code.prompt());
+            let p = call.flows.prompts.get(&prompt).cloned();
+            call.span
+                .in_scope(|| tracing::info!(%agent, ?code, "agent feature code"));
+            match (call.media.as_mut(), p) {
+                (Some(m), Some(p)) => m.play(vec![p]),
+                _ => tracing::warn!(%prompt, "feature-code prompt missing"),
+            }
+            self.stats.feature_codes += 1;
+            self.tell_acd(crate::acd::AcdEvent::SetStatus {
+                agent,
+                status: code.status(),
+            });
+            return;
+        }
         let caller = call.number().to_string();
         let interp = Interp::start(
             call.flows.clone(),
@@ -209,7 +226,7 @@ impl Engine {
                             .push_back(Output::Acd(crate::acd::AcdEvent::Enqueued {
                                 call: key,
                                 queue,
-                                priority: priority as i32,
+                                priority,
                                 caller,
                             }));
                     }
@@ -262,6 +279,10 @@ impl Engine {
         call: &mut Call,
         ended_by: &str,
     ) -> String {
+        if call.feature.is_some() {
+            // An agent's feature code is no customer's call: no record.
+            return "feature code".into();
+        }
         let wall = self.wall(now);
         let mut outcome = call.app.as_ref().and_then(|a| a.outcome()).cloned();
         if let Some(pcm) = call.media.as_mut().and_then(|m| m.take_recording()) {

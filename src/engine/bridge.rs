@@ -759,6 +759,7 @@ impl Engine {
 
     /// A request inside the agent leg's dialog: BYE ends the call, a
     /// re-INVITE holds or resumes, anything else is acknowledged.
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn on_agent_request(
         &mut self,
         now: Instant,

@@ -84,6 +84,8 @@ pub struct Call {
     pub bridged: Option<super::bridge::Bridged>,
     /// What each offer to an agent came to (kept in the record's path).
     pub offers: Vec<String>,
+    /// An agent's feature-code call: the agent and the code (no flow runs).
+    pub feature: Option<(String, crate::acd::FeatureCode)>,
 }
 
 /// Which of a call's legs a Call-ID or RTP port belongs to.

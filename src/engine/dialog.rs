@@ -163,6 +163,16 @@ impl Engine {
             "caller"
         };
         let outcome = self.finish_record(now, &mut call, ended_by);
+        if let Some(b) = &call.bridged {
+            let talk_s = now.saturating_duration_since(b.at).as_secs_f32();
+            let wait_s = call
+                .queued_at
+                .map(|q| b.at.saturating_duration_since(q).as_secs_f32())
+                .unwrap_or(0.0);
+            let agent = &b.agent;
+            call.span
+                .in_scope(|| tracing::info!(%agent, wait_s, talk_s, "talk ended"));
+        }
         let secs = now.duration_since(call.started).as_secs_f32();
         let sent = call.media.as_ref().map(|m| m.packets_sent).unwrap_or(0);
         call.span
@@ -312,6 +322,11 @@ impl Engine {
                     call.span
                         .in_scope(|| tracing::debug!(digit = %d.0, "digit"));
                     FlowEvent::DigitReceived(d)
+                }
+                MediaEvent::PlaybackFinished if call.feature.is_some() => {
+                    // The confirmation was heard: the feature-code call is done.
+                    self.end_call(now, id, true, "feature code confirmed");
+                    return;
                 }
                 MediaEvent::PlaybackFinished => FlowEvent::PlaybackFinished,
             };

@@ -246,6 +246,10 @@ pub struct Stats {
     pub bridged: u64,
     /// RTP packets relayed between the legs of bridged calls.
     pub rtp_relayed: u64,
+    /// Calls from agents' phones refused (not a feature code, no flow allows it).
+    pub calls_refused_agent_phone: u64,
+    /// Feature codes dialled from agents' phones.
+    pub feature_codes: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -315,6 +319,8 @@ pub struct Engine {
     /// Every leg's Call-ID and RTP port, to its call and which leg it is.
     by_call_id: HashMap<String, (CallRef, call::Leg)>,
     by_port: HashMap<u16, (CallRef, call::Leg)>,
+    /// Registered agents' phones (source address → agent), from the ACD.
+    agent_phones: Arc<HashMap<SocketAddr, String>>,
     /// Agent-leg INVITE transactions of calls that ended while they rang:
     /// kept to ACK their final response (and BYE a 2xx that raced the CANCEL).
     orphans: HashMap<String, bridge::Orphan>,
@@ -358,6 +364,7 @@ impl Engine {
             by_call_id: HashMap::new(),
             by_port: HashMap::new(),
             orphans: HashMap::new(),
+            agent_phones: Arc::default(),
             server_tx: HashMap::new(),
             client_tx: HashMap::new(),
             free_ports,
@@ -675,6 +682,11 @@ impl Engine {
             return;
         }
         self.drain_media_events(now, id);
+    }
+
+    /// The ACD's list of registered agents' phones changed.
+    pub fn set_agent_phones(&mut self, phones: Arc<HashMap<SocketAddr, String>>) {
+        self.agent_phones = phones;
     }
 
     /// While set, new calls get 503 with Retry-After (the runtime sets it when

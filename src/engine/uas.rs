@@ -356,13 +356,29 @@ impl Engine {
             .as_ref()
             .and_then(|u| u.user.clone())
             .unwrap_or_default();
+        // An agent's registered phone dials feature codes, and other numbers
+        // only where a flow allows it.
+        let agent = self.agent_phones.get(&source).cloned();
+        let feature = agent
+            .clone()
+            .and_then(|a| crate::acd::FeatureCode::parse(&dialled).map(|f| (a, f)));
+        if agent.is_some() && feature.is_none() {
+            let allowed = self
+                .flows
+                .flow_for(&dialled)
+                .is_some_and(|f| f.doc.agents_may_call);
+            if !allowed {
+                self.stats.calls_refused_agent_phone += 1;
+                return refuse(self, tx, 403, vec![]);
+            }
+        }
         let trunk = self.cfg.trunks.iter().find(|t| t.contains(source.ip()));
         if let Some(t) = trunk {
             if !t.numbers.is_empty() && !t.numbers.contains(&dialled) {
                 self.stats.calls_no_flow += 1;
                 return refuse(self, tx, 404, vec![]);
             }
-        } else if !self.cfg.trunks.is_empty() && !self.cfg.allow_any_caller {
+        } else if agent.is_none() && !self.cfg.trunks.is_empty() && !self.cfg.allow_any_caller {
             self.stats.calls_refused_untrusted += 1;
             self.limit_hit(
                 now,
@@ -413,7 +429,12 @@ impl Engine {
             .unwrap_or_default();
         let local_ip = self.local_ip(local, ruri.as_ref(), source);
         let flows = self.flows.clone();
-        let Some(flow) = flows.flow_for(&dialled).cloned() else {
+        // A feature-code call runs no flow; it keeps one for its prompts' language.
+        let flow = flows
+            .flow_for(&dialled)
+            .or_else(|| feature.as_ref().and(flows.flows.values().next()))
+            .cloned();
+        let Some(flow) = flow else {
             self.gate.release(source.ip());
             self.free_ports.push(port);
             self.stats.calls_no_flow += 1;
@@ -468,6 +489,7 @@ impl Engine {
             agent: None,
             bridged: None,
             offers: Vec::new(),
+            feature,
         };
         tx.send_response(now, 100, make_response(&req, 100, None, source).to_bytes());
         self.hold_tx(

@@ -33,6 +33,10 @@ pub struct FlowDoc {
     #[serde(default)]
     pub hours: BTreeMap<String, Spanned<Hours>>,
     pub steps: BTreeMap<StepId, Spanned<Step>>,
+    /// Agents' registered phones may call this flow's numbers (an internal
+    /// line); otherwise their calls other than feature codes get 403.
+    #[serde(default)]
+    pub agents_may_call: bool,
 }
 
 fn default_tz() -> Spanned<String> {

@@ -115,6 +115,8 @@ fn secret() -> [u8; 32] {
 struct Owner {
     acd: Acd,
     registrar: Registrar,
+    /// The phones the shards were last told about.
+    phones: std::sync::Arc<HashMap<SocketAddr, String>>,
     udp: std::net::UdpSocket,
     writers: TcpWriters,
     inboxes: Vec<Inbox>,
@@ -131,6 +133,7 @@ async fn run(
     let mut o = Owner {
         acd: Acd::new(now, ctx.agents, ctx.queues),
         registrar: Registrar::new(ctx.registrar, nonces, ctx.passwords),
+        phones: Default::default(),
         udp: ctx.udp,
         writers: ctx.writers,
         inboxes,
@@ -153,6 +156,7 @@ async fn run(
                 for ev in o.registrar.expire(now) {
                     o.registrar_event(now, ev);
                 }
+                o.publish_phones(now);
                 o.acd.handle_timeout(now);
             }
             r = reg_rx.recv(), if reg_open => match r {
@@ -181,10 +185,26 @@ impl Owner {
         let (resp, events) = self
             .registrar
             .on_register(now, &req, r.transport, r.source, r.local);
+        // The shards learn of a new phone before the phone learns it is
+        // registered (so a feature code it dials next is recognised).
+        self.publish_phones(now);
         let to = response_destination(&req, r.transport, r.source);
         self.send(r.transport, to, resp.to_bytes());
         for ev in events {
             self.registrar_event(now, ev);
+        }
+    }
+
+    fn publish_phones(&mut self, now: Instant) {
+        let phones = self.registrar.phones(now);
+        if phones == *self.phones {
+            return;
+        }
+        self.phones = std::sync::Arc::new(phones);
+        for inbox in &self.inboxes {
+            let _ = inbox
+                .urgent
+                .try_send(ShardInput::AgentPhones(self.phones.clone()));
         }
     }
 

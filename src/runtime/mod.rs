@@ -88,6 +88,8 @@ pub(crate) enum ShardInput {
     },
     /// The ACD offers one of this shard's callers to an agent.
     Offer(crate::engine::bridge::Offer),
+    /// The registered agents' phones changed (source address → agent).
+    AgentPhones(Arc<HashMap<SocketAddr, String>>),
     Drain,
 }
 

@@ -225,6 +225,7 @@ fn handle_batch(
                 *drain_until = Some(now + drain_timeout);
             }
             ShardInput::SourceLimited { ip, until } => s.engine.source_limited(now, ip, until),
+            ShardInput::AgentPhones(phones) => s.engine.set_agent_phones(phones),
             ShardInput::Offer(offer) => {
                 guarded(&mut s.engine, now, |e| e.handle_offer(now, offer));
             }

@@ -3,7 +3,9 @@
 what it hears to a WAV file, presses a key, and hangs up.
 
 usage: call_and_record.py TARGET_URI OUT.wav --key 4 --key-at 2.5 --duration 6 [--dtmf rfc2833|info]
+                          [--play voice.wav] [--codec PCMU|PCMA]
 Prints one line per event; exits non-zero if the call was not answered.
+With --play, the WAV file (looped) is what the caller says.
 """
 import argparse
 import sys
@@ -13,9 +15,11 @@ import pjsua2 as pj
 
 
 class Call(pj.Call):
-    def __init__(self, acc, out_path):
+    def __init__(self, acc, out_path, play=None):
         super().__init__(acc)
         self.out_path = out_path
+        self.play = play
+        self.player = None
         self.recorder = None
         self.confirmed = False
         self.disconnected = False
@@ -37,6 +41,10 @@ class Call(pj.Call):
                 self.recorder = pj.AudioMediaRecorder()
                 self.recorder.createRecorder(self.out_path)
                 aud.startTransmit(self.recorder)
+                if self.play:
+                    self.player = pj.AudioMediaPlayer()
+                    self.player.createPlayer(self.play)
+                    self.player.startTransmit(aud)
                 self.answered_at = time.time()
                 print("media active, recording", flush=True)
 
@@ -50,6 +58,8 @@ def main():
     ap.add_argument("--duration", type=float, default=6.0)
     ap.add_argument("--dtmf", choices=["rfc2833", "info"], default="rfc2833")
     ap.add_argument("--port", type=int, default=5072)
+    ap.add_argument("--play")
+    ap.add_argument("--codec", choices=["PCMU", "PCMA"], default="PCMU")
     a = ap.parse_args()
 
     ep = pj.Endpoint()
@@ -70,12 +80,13 @@ def main():
     ep.transportCreate(pj.PJSIP_TRANSPORT_UDP, tcfg)
     ep.libStart()
     ep.audDevManager().setNullDev()
-    # G.711 only, PCMU first: what a trunk would offer.
+    # G.711 only, PCMU first by default: what a trunk would offer.
+    other = "PCMA" if a.codec == "PCMU" else "PCMU"
     for c in ep.codecEnum2():
         prio = 0
-        if c.codecId.startswith("PCMU/"):
+        if c.codecId.startswith(a.codec + "/"):
             prio = 255
-        elif c.codecId.startswith("PCMA/"):
+        elif c.codecId.startswith(other + "/") and not a.play:
             prio = 254
         ep.codecSetPriority(c.codecId, prio)
 
@@ -90,7 +101,7 @@ def main():
     acc = pj.Account()
     acc.create(acfg)
 
-    call = Call(acc, a.out)
+    call = Call(acc, a.out, a.play)
     prm = pj.CallOpParam(True)
     call.makeCall(a.target, prm)
 
@@ -116,7 +127,7 @@ def main():
             else:
                 call.dialDtmf(a.key)
             key_sent = True
-            print("key sent at %.3f" % t, flush=True)
+            print("key sent at %.3f epoch %.3f" % (t, time.time()), flush=True)
         if not hung_up and t >= a.duration:
             call.hangup(pj.CallOpParam(True))
             hung_up = True

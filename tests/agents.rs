@@ -1,0 +1,596 @@
+//! Agents on real phones: PJSIP softphones (PyPI `pjsua2-python`) register to
+//! the running engine with digest authentication, a PJSIP caller presses 0,
+//! and the agent's phone rings; once it answers, each side's recording is
+//! compared with what the other side played (both decoded by `sox`, not by the
+//! engine). Also: a PCMA caller bridged to a PCMU agent, ring-no-answer moving
+//! the caller to the next agent, the caller hanging up while the agent rings,
+//! `*2` taking an agent out of rotation, and refused and blocked credentials.
+//! Every test runs inside its own network namespace.
+
+mod common;
+
+use common::*;
+use std::io::{BufRead, BufReader};
+use std::net::UdpSocket;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+fn python() -> PathBuf {
+    let p = std::env::var_os("VAXEL_PJSUA_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target/pyenv/bin/python"));
+    assert!(p.exists(), "{} missing: run ./scripts/test", p.display());
+    p
+}
+
+fn start() -> Vaxel {
+    let cfg = root().join("tests/agents.toml");
+    Vaxel::start(&["--config", cfg.to_str().unwrap()])
+}
+
+/// A running script whose stdout lines are kept with the time they came.
+struct Script {
+    child: Child,
+    lines: Arc<Mutex<Vec<String>>>,
+}
+
+impl Script {
+    fn spawn(args: &[String]) -> Script {
+        let mut child = Command::new(python())
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let sink = lines.clone();
+        let out = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            for l in BufReader::new(out).lines().map_while(Result::ok) {
+                eprintln!("  | {l}");
+                sink.lock().unwrap().push(l);
+            }
+        });
+        Script { child, lines }
+    }
+
+    /// Waits (up to `secs`) for a line starting with `prefix`; returns it.
+    fn wait_for(&self, prefix: &str, secs: u64) -> Option<String> {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            if let Some(l) = self
+                .lines
+                .lock()
+                .unwrap()
+                .iter()
+                .find(|l| l.starts_with(prefix))
+            {
+                return Some(l.clone());
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn has(&self, prefix: &str) -> bool {
+        self.lines
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|l| l.starts_with(prefix))
+    }
+
+    fn finish(mut self) -> Vec<String> {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while self.child.try_wait().unwrap().is_none() {
+            assert!(Instant::now() < deadline, "script did not end");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        self.lines.lock().unwrap().clone()
+    }
+}
+
+impl Drop for Script {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The last number on a line (the epoch time the scripts print).
+fn time_of(line: &str) -> f64 {
+    line.split_whitespace().last().unwrap().parse().unwrap()
+}
+
+struct AgentPhone<'a> {
+    id: &'a str,
+    password: &'a str,
+    port: u16,
+    answer_after: &'a str,
+    play: Option<&'a Path>,
+    record: Option<&'a Path>,
+    codec: &'a str,
+    dial: &'a str,
+    duration: u32,
+}
+
+impl<'a> AgentPhone<'a> {
+    fn new(id: &'a str, password: &'a str, port: u16) -> AgentPhone<'a> {
+        AgentPhone {
+            id,
+            password,
+            port,
+            answer_after: "1.0",
+            play: None,
+            record: None,
+            codec: "PCMU",
+            dial: "",
+            duration: 25,
+        }
+    }
+
+    fn start(&self) -> Script {
+        let mut args = vec![
+            root().join("tests/pjsua/agent.py").display().to_string(),
+            SIP.to_string(),
+            self.id.to_string(),
+            self.password.to_string(),
+            "--port".into(),
+            self.port.to_string(),
+            "--answer-after".into(),
+            self.answer_after.into(),
+            "--codec".into(),
+            self.codec.into(),
+            "--duration".into(),
+            self.duration.to_string(),
+        ];
+        if let Some(p) = self.play {
+            args.extend(["--play".into(), p.display().to_string()]);
+        }
+        if let Some(r) = self.record {
+            args.extend(["--record".into(), r.display().to_string()]);
+        }
+        if !self.dial.is_empty() {
+            args.extend(["--dial".into(), self.dial.into()]);
+        }
+        let s = Script::spawn(&args);
+        let reg = s
+            .wait_for("registered ", 15)
+            .expect("agent did not register");
+        assert!(reg.starts_with("registered 200"), "{reg}");
+        s
+    }
+}
+
+/// A caller pressing 0 at `key_at` s after the answer, talking (playing
+/// `play`) and hanging up `duration` s after the answer.
+fn caller(out: &Path, play: &Path, codec: &str, key_at: &str, duration: &str) -> Script {
+    Script::spawn(&[
+        root()
+            .join("tests/pjsua/call_and_record.py")
+            .display()
+            .to_string(),
+        format!("sip:100@{SIP}"),
+        out.display().to_string(),
+        "--key".into(),
+        "0".into(),
+        "--key-at".into(),
+        key_at.into(),
+        "--duration".into(),
+        duration.into(),
+        "--play".into(),
+        play.display().to_string(),
+        "--codec".into(),
+        codec.into(),
+    ])
+}
+
+/// 8 kHz 16-bit mono samples of an audio file, decoded by sox.
+fn sox_samples(path: &Path) -> Vec<f32> {
+    let out = Command::new("sox")
+        .arg(path)
+        .args([
+            "-r",
+            "8000",
+            "-c",
+            "1",
+            "-b",
+            "16",
+            "-e",
+            "signed-integer",
+            "-t",
+            "raw",
+            "-",
+        ])
+        .output()
+        .expect("sox (Debian package sox) is not installed: run ./scripts/test");
+    assert!(
+        out.status.success(),
+        "sox {}: {}",
+        path.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+        .chunks_exact(2)
+        .map(|b| i16::from_le_bytes([b[0], b[1]]) as f32)
+        .collect()
+}
+
+/// A voice for one side: a shipped prompt resampled to 8 kHz by sox, so that
+/// the phone plays exactly the samples the check compares with.
+fn voice(prompt: &str, dir: &Path) -> PathBuf {
+    let out = dir.join(format!("{}.wav", prompt.replace('/', "-")));
+    let st = Command::new("sox")
+        .arg(root().join("audio").join(format!("{prompt}.wav")))
+        .args(["-r", "8000", "-c", "1", "-b", "16"])
+        .arg(&out)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    out
+}
+
+/// How much of `reference` is heard in `recording` (from `from_s` seconds):
+/// the share of 0.12 s speech windows of the reference found with a
+/// normalised cross-correlation above 0.9 somewhere in the recording. The
+/// voices loop and are shorter than the talk, so every window is said after
+/// the bridge.
+fn heard(recording: &[f32], from_s: f64, reference: &[f32]) -> f64 {
+    // 0.12 s: short enough that a frame the receiver's jitter buffer slips
+    // spoils few windows (TESTING-NOTES), long enough to be unmistakable.
+    const W: usize = 960;
+    let rec = &recording[((from_s * 8000.0) as usize).min(recording.len())..];
+    let energy = |w: &[f32]| w.iter().map(|x| x * x).sum::<f32>().sqrt();
+    let speech: Vec<&[f32]> = reference
+        .chunks_exact(W)
+        .filter(|w| energy(w) / (W as f32).sqrt() > 1500.0)
+        .collect();
+    // At most ten, spread over the whole reference.
+    let step = speech.len().div_ceil(10).max(1);
+    let windows: Vec<&[f32]> = speech.into_iter().step_by(step).collect();
+    assert!(windows.len() >= 4, "reference has too little speech");
+    // The voice loops: one period of lags (plus a window) holds every window.
+    let span = (reference.len() + 2 * W).min(rec.len());
+    let corr = |w: &[f32], wn: f32, lag: usize| {
+        let r = &rec[lag..lag + W];
+        let rn = energy(r);
+        if rn > 0.0 {
+            r.iter().zip(w.iter()).map(|(a, b)| a * b).sum::<f32>() / (rn * wn)
+        } else {
+            0.0
+        }
+    };
+    let mut found = 0;
+    for w in &windows {
+        let wn = energy(w);
+        // Coarse (every 4th lag), then around the best coarse lag.
+        let (mut best, mut at) = (0.0f32, 0);
+        for lag in (0..span.saturating_sub(W)).step_by(4) {
+            let c = corr(w, wn, lag);
+            if c > best {
+                (best, at) = (c, lag);
+            }
+        }
+        for lag in at.saturating_sub(4)..(at + 4).min(rec.len().saturating_sub(W)) {
+            best = best.max(corr(w, wn, lag));
+        }
+        eprintln!("window correlation {best:.3}");
+        if best > 0.9 {
+            found += 1;
+        }
+    }
+    found as f64 / windows.len() as f64
+}
+
+fn both_sides_hear_each_other(caller_codec: &str, agent_codec: &str, name: &str) {
+    let vaxel = start();
+    let dir = temp_dir(name);
+    let caller_voice = voice("en/welcome-known", &dir);
+    let agent_voice = voice("sv/connecting", &dir);
+    let agent_rec = dir.join("agent.wav");
+    let caller_rec = dir.join("caller.wav");
+    let mut phone = AgentPhone::new("alice", "alice-secret", 5080);
+    phone.play = Some(&agent_voice);
+    phone.record = Some(&agent_rec);
+    phone.codec = agent_codec;
+    phone.answer_after = "0.5";
+    phone.duration = 20;
+    let agent = phone.start();
+    assert!(
+        vaxel.wait_count("agent's phone registered", 1) >= 1,
+        "{}",
+        vaxel.log()
+    );
+    let call = caller(&caller_rec, &caller_voice, caller_codec, "1.0", "9");
+    let key = call
+        .wait_for("key sent at", 15)
+        .expect("caller pressed no key");
+    let rang = agent
+        .wait_for("incoming", 10)
+        .expect("the agent's phone did not ring");
+    let ring_delay = time_of(&rang) - time_of(&key);
+    eprintln!(
+        "agent's phone rang {:.0} ms after the key",
+        ring_delay * 1000.0
+    );
+    assert!(ring_delay < 1.0, "rang {ring_delay:.3} s after the key");
+    let answered = agent
+        .wait_for("answered", 10)
+        .expect("agent did not answer");
+    let call_lines = call.finish();
+    agent
+        .wait_for("disconnected", 10)
+        .expect("the agent's call did not end");
+    std::thread::sleep(Duration::from_millis(300));
+    drop(agent);
+    let answered_at: f64 = time_of(&answered);
+    let media_at = call_lines
+        .iter()
+        .find(|l| l.starts_with("key sent at"))
+        .map(|l| time_of(l) - l.split_whitespace().nth(3).unwrap().parse::<f64>().unwrap())
+        .unwrap();
+    // The caller's recording started at its answer (media_at); the agent's
+    // voice comes after the agent answered.
+    let caller_heard = sox_samples(&caller_rec);
+    let agent_heard = sox_samples(&agent_rec);
+    let share = heard(
+        &caller_heard,
+        answered_at - media_at,
+        &sox_samples(&agent_voice),
+    );
+    assert!(
+        share >= 0.7,
+        "the caller did not hear the agent ({share:.2})"
+    );
+    let share = heard(&agent_heard, 0.0, &sox_samples(&caller_voice));
+    assert!(
+        share >= 0.7,
+        "the agent did not hear the caller ({share:.2})"
+    );
+    // The record: the agent, the wait and the talk time.
+    assert!(vaxel.wait_count("agent answered: bridged", 1) >= 1);
+    assert!(
+        vaxel.wait_count("agent=alice", 1) >= 1 && vaxel.count("talk_s=") >= 1,
+        "{}",
+        vaxel.log()
+    );
+}
+
+#[test]
+fn agent_answers_and_both_sides_hear_each_other() {
+    if isolate("agent_answers_and_both_sides_hear_each_other") {
+        both_sides_hear_each_other("PCMU", "PCMU", "agents-pcmu");
+    }
+}
+
+#[test]
+fn a_pcma_caller_and_a_pcmu_agent_hear_each_other_through_transcoding() {
+    if isolate("a_pcma_caller_and_a_pcmu_agent_hear_each_other_through_transcoding") {
+        both_sides_hear_each_other("PCMA", "PCMU", "agents-pcma");
+    }
+}
+
+#[test]
+fn ring_no_answer_moves_the_caller_to_the_next_agent() {
+    if !isolate("ring_no_answer_moves_the_caller_to_the_next_agent") {
+        return;
+    }
+    let vaxel = start();
+    let dir = temp_dir("agents-rna");
+    let caller_voice = voice("en/welcome-known", &dir);
+    let bob_voice = voice("sv/connecting", &dir);
+    // Alice registers first (longest idle: offered first) and never answers.
+    let mut a = AgentPhone::new("alice", "alice-secret", 5080);
+    a.answer_after = "never";
+    let alice = a.start();
+    std::thread::sleep(Duration::from_millis(300));
+    let mut b = AgentPhone::new("bob", "bob-secret", 5082);
+    b.play = Some(&bob_voice);
+    b.answer_after = "0.5";
+    let bob = b.start();
+    let rec = dir.join("caller.wav");
+    let call = caller(&rec, &caller_voice, "PCMU", "0.5", "10");
+    let alice_rang = alice
+        .wait_for("incoming", 10)
+        .expect("alice's phone did not ring");
+    let cancelled = alice
+        .wait_for("disconnected", 10)
+        .expect("alice's phone rang on");
+    assert!(cancelled.starts_with("disconnected 487"), "{cancelled}");
+    let rang_for = time_of(&cancelled) - time_of(&alice_rang);
+    assert!(
+        (3.5..5.5).contains(&rang_for),
+        "alice rang {rang_for:.2} s (ring timeout 4 s)"
+    );
+    let bob_rang = bob
+        .wait_for("incoming", 5)
+        .expect("bob's phone did not ring");
+    assert!(time_of(&bob_rang) - time_of(&cancelled) < 1.0);
+    bob.wait_for("answered", 5).expect("bob did not answer");
+    call.finish();
+    assert!(
+        vaxel.wait_count("offered to alice: no answer", 1) >= 1
+            || vaxel.count("offer not answered") >= 1,
+        "{}",
+        vaxel.log()
+    );
+    assert!(!alice.has("answered"));
+}
+
+#[test]
+fn the_caller_hanging_up_while_the_agent_rings_cancels_the_agent_leg() {
+    if !isolate("the_caller_hanging_up_while_the_agent_rings_cancels_the_agent_leg") {
+        return;
+    }
+    let vaxel = start();
+    let dir = temp_dir("agents-cancel");
+    let caller_voice = voice("en/welcome-known", &dir);
+    let mut a = AgentPhone::new("alice", "alice-secret", 5080);
+    a.answer_after = "never";
+    let alice = a.start();
+    let call = caller(&dir.join("c.wav"), &caller_voice, "PCMU", "0.5", "2.5");
+    let rang = alice
+        .wait_for("incoming", 10)
+        .expect("alice's phone did not ring");
+    let lines = call.finish();
+    let hung_up = lines
+        .iter()
+        .find(|l| l.starts_with("state DISCONNECTED"))
+        .cloned();
+    assert!(hung_up.is_some(), "{lines:?}");
+    let ended = alice
+        .wait_for("disconnected", 5)
+        .expect("alice's phone kept ringing");
+    assert!(ended.starts_with("disconnected 487"), "{ended}");
+    assert!(time_of(&ended) - time_of(&rang) < 3.0);
+    assert!(vaxel.wait_count("caller hung up", 1) >= 1);
+}
+
+#[test]
+fn star_two_takes_an_agent_out_of_rotation_and_star_one_back() {
+    if !isolate("star_two_takes_an_agent_out_of_rotation_and_star_one_back") {
+        return;
+    }
+    let vaxel = start();
+    let dir = temp_dir("agents-codes");
+    let caller_voice = voice("en/welcome-known", &dir);
+    let rec = dir.join("alice");
+    let mut a = AgentPhone::new("alice", "alice-secret", 5080);
+    a.dial = "*2@0.3,*1@7";
+    a.record = Some(&rec);
+    a.answer_after = "0.3";
+    let alice = a.start();
+    let done = alice.wait_for("dialled *2", 10).expect("*2 not dialled");
+    assert!(
+        done.starts_with("dialled *2 200"),
+        "the engine hung up after the prompt: {done}"
+    );
+    assert!(
+        vaxel.wait_count("agent alice is on break", 1) >= 1,
+        "{}",
+        vaxel.log()
+    );
+    // The confirmation was heard: "Du har paus." (decoded by sox).
+    let heard_break = sox_samples(&dir.join("alice.2.wav"));
+    let prompt = sox_samples(&root().join("audio/sv/agent-break.wav"));
+    assert!(
+        heard(&heard_break, 0.0, &prompt) >= 0.75,
+        "*2 was not confirmed by its prompt"
+    );
+    // On break: a caller waits, alice's phone does not ring…
+    let call = caller(&dir.join("c.wav"), &caller_voice, "PCMU", "0.3", "12");
+    call.wait_for("key sent at", 10).expect("no key");
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(
+        !alice.has("incoming"),
+        "an agent on break was offered a call"
+    );
+    // …until she dials *1 (7 s after registering); then it rings.
+    let back = alice.wait_for("dialled *1", 15).expect("*1 not dialled");
+    let rang = alice
+        .wait_for("incoming", 5)
+        .expect("alice not offered after *1");
+    assert!(time_of(&rang) - time_of(&back) < 1.0);
+    call.finish();
+}
+
+/// A REGISTER for `user` from `sock`, with an Authorization when given.
+fn register(sock: &UdpSocket, user: &str, cseq: u32, auth: Option<String>) -> String {
+    let local = sock.local_addr().unwrap();
+    let auth = auth
+        .map(|a| format!("Authorization: {a}\r\n"))
+        .unwrap_or_default();
+    let msg = format!(
+        "REGISTER sip:{SIP} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bKreg{cseq}{}\r\nMax-Forwards: 70\r\nFrom: <sip:{user}@{SIP}>;tag=r{cseq}\r\nTo: <sip:{user}@{SIP}>\r\nCall-ID: reg-{}-{user}\r\nCSeq: {cseq} REGISTER\r\nContact: <sip:{user}@{local}>\r\nExpires: 300\r\n{auth}Content-Length: 0\r\n\r\n",
+        local.port(),
+        local.port()
+    );
+    sock.send_to(msg.as_bytes(), SIP).unwrap();
+    let mut buf = [0u8; 4096];
+    sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let (n, _) = sock.recv_from(&mut buf).expect("no answer to REGISTER");
+    String::from_utf8_lossy(&buf[..n]).to_string()
+}
+
+fn answer(challenge: &str, user: &str, password: &str) -> String {
+    let line = challenge
+        .lines()
+        .find(|l| l.starts_with("WWW-Authenticate:") && l.contains("MD5"))
+        .expect("an MD5 challenge");
+    let nonce = line
+        .split("nonce=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap();
+    let mut a = vaxel::acd::digest::Authorization {
+        username: user.into(),
+        realm: "vaxel".into(),
+        nonce: nonce.into(),
+        uri: format!("sip:{SIP}"),
+        response: String::new(),
+        algorithm: vaxel::acd::digest::Algorithm::Md5,
+        qop: Some(("abc".into(), "00000001".into())),
+    };
+    a.response = a.expected("REGISTER", password);
+    format!(
+        "Digest username=\"{user}\", realm=\"vaxel\", nonce=\"{nonce}\", uri=\"sip:{SIP}\", response=\"{}\", algorithm=MD5, qop=auth, cnonce=\"abc\", nc=00000001",
+        a.response
+    )
+}
+
+#[test]
+fn wrong_credentials_are_refused_and_repeated_failures_blocked() {
+    if !isolate("wrong_credentials_are_refused_and_repeated_failures_blocked") {
+        return;
+    }
+    let vaxel = start();
+    let attacker = UdpSocket::bind("127.0.0.66:0").unwrap();
+    let challenge = register(&attacker, "alice", 1, None);
+    assert!(challenge.starts_with("SIP/2.0 401"), "{challenge}");
+    let algs: Vec<&str> = challenge
+        .lines()
+        .filter(|l| l.starts_with("WWW-Authenticate:"))
+        .collect();
+    assert!(
+        algs.len() == 2 && algs[0].contains("SHA-256") && algs[1].contains("MD5"),
+        "{algs:?}"
+    );
+    for i in 0..3 {
+        let r = register(
+            &attacker,
+            "alice",
+            2 + i,
+            Some(answer(&challenge, "alice", "guess")),
+        );
+        assert!(r.starts_with("SIP/2.0 403"), "{r}");
+    }
+    // Blocked now: even the right password is refused from that address…
+    let r = register(
+        &attacker,
+        "alice",
+        9,
+        Some(answer(&challenge, "alice", "alice-secret")),
+    );
+    assert!(r.starts_with("SIP/2.0 403"), "{r}");
+    assert_eq!(
+        vaxel.wait_count("repeated authentication failures", 2),
+        2,
+        "logged once per source and account"
+    );
+    // …and for the account (from anywhere) while the block lasts; bob is fine.
+    let other = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let c = register(&other, "bob", 1, None);
+    let r = register(&other, "bob", 2, Some(answer(&c, "bob", "bob-secret")));
+    assert!(r.starts_with("SIP/2.0 200"), "{r}");
+    assert!(
+        !vaxel.log().contains("guess") && !vaxel.log().contains("alice-secret"),
+        "no password in the log"
+    );
+}
