@@ -13,6 +13,10 @@
 #                         callers, half of them known customers: customer
 #                         lookup latency (p50/p99) and time from answer to the
 #                         human announcement, with SQLite and with PostgreSQL
+#   bench/run.sh bridge   bridged calls (BRIDGE_CALLS=1000): loss, delay p99
+#                         through the relay, CPU per forwarded packet, memory
+#                         per call, key-0-to-ring p99; reference: a bare reflector
+#   bench/run.sh register REGISTER with digest per second; reference: Kamailio
 #   bench/run.sh all      media + setup
 #
 # media, setup and soak run the read-back test flow (tests/flows/readback.toml)
@@ -27,7 +31,7 @@ what=${1:-all}
 
 if [ -z "${VAXEL_BENCH_NS:-}" ]; then
   command -v sipp >/dev/null || { apt-get update -qq && apt-get install -y -qq sip-tester; }
-  if [ "$what" = setup ] || [ "$what" = all ]; then
+  if [ "$what" = setup ] || [ "$what" = all ] || [ "$what" = register ]; then
     command -v kamailio >/dev/null || apt-get install -y -qq kamailio
   fi
   if [ "$what" = flows ]; then
@@ -310,12 +314,89 @@ PY
   stop "$sink"
 }
 
+# Bridged calls: caller <-> engine <-> agent, RTP both ways at 50 packets/s per
+# leg, from vaxel-bridgeload (bench/bridge.rs), which is both the callers and
+# BRIDGE_CALLS + PROBES registered agents. Reference: the same load through a
+# bare UDP reflector. Also REGISTER with digest per second against Kamailio.
+bridge() {
+  local n=${BRIDGE_CALLS:-1000} probes=${PROBES:-50}
+  local B=target/release/vaxel-bridgeload
+  local cfg=$out/bridge.toml
+  cp bench/vaxel.toml "$cfg"
+  printf '[acd]\navailable_on_register = true\n\n[queues.kundtjanst]\nring_timeout_s = 30\nwrap_up_s = 0\n\n' >>"$cfg"
+  for i in $(seq 0 $(( n + probes - 1 ))); do
+    printf '[[agents]]\nid = "a%d"\npassword = "bench-pw-%d"\n' "$i" "$i" >>"$cfg"
+  done
+  echo
+  echo "== bridged calls ($n, measured ${MEASURE} s; reference: a bare UDP reflector)"
+  $B reflector --duration $(( MEASURE + 40 )) &
+  local rp=$!
+  sleep 0.5
+  $B run --reflector 127.0.0.1:45000,127.0.0.1:45001 --calls "$n" --measure "$MEASURE" --pid "$rp" >"$out/bridge-ref-$n.txt"
+  stop "$rp"
+  cfg_args=(--config "$cfg")
+  start_vaxel "$out/vaxel-bridge-$n.log" --rtp-timeout 3600
+  $B run --calls "$n" --probes "$probes" --rate "${BRIDGE_RATE:-200}" --measure "$MEASURE" --pid "$VP" >"$out/bridge-$n.txt"
+  stop "$VP"
+  local f="$out/bridge-$n.txt" r="$out/bridge-ref-$n.txt"
+  printf '%-10s %-10s %-10s %-12s %-12s %-12s %-10s\n' "" bridged "loss %" "delay p50" "delay p99" "cpu us/pkt" "KiB/call"
+  printf '%-10s %-10s %-10s %-12s %-12s %-12s %-10s\n' vaxel "$(val bridged "$f")" "$(val loss_pct "$f")" "$(val delay_p50_ms "$f")" "$(val delay_p99_ms "$f")" "$(val cpu_us_per_pkt "$f")" "$(val rss_kib_per_call "$f")"
+  printf '%-10s %-10s %-10s %-12s %-12s %-12s %-10s\n' reflector "$(val bridged "$r")" "$(val loss_pct "$r")" "$(val delay_p50_ms "$r")" "$(val delay_p99_ms "$r")" "$(val cpu_us_per_pkt "$r")" -
+  echo "  packets/s forwarded: vaxel $(val received_pps "$f"), reflector $(val received_pps "$r")"
+  echo "  key 0 to the agent's phone ringing, $(val ring_probes "$f") probes with $n calls up: p50 $(val ring_p50_ms "$f") ms, p99 $(val ring_p99_ms "$f") ms (during set-up: p99 $(val ring_setup_p99_ms "$f") ms)"
+  echo "  agents registered: $(val registered "$f") in $(val register_s "$f") s"
+}
+
+# REGISTER with digest per second: SIPp registering agents against the engine's
+# registrar and against Kamailio's (usrloc in memory, auth with the same
+# passwords), stepping the rate until more than 1 % fail.
+register_bench() {
+  local n=${REG_AGENTS:-2000}
+  local cfg=$out/register.toml csv=$out/agents.csv
+  cp bench/vaxel.toml "$cfg"
+  echo "SEQUENTIAL" >"$csv"
+  for i in $(seq 0 $(( n - 1 ))); do
+    printf '[[agents]]\nid = "a%d"\npassword = "bench-pw-%d"\n' "$i" "$i" >>"$cfg"
+    printf "a%d;bench-pw-%d\n" "$i" "$i" >>"$csv"
+  done
+  echo
+  echo "== REGISTER with digest per second (reference: Kamailio, in-memory usrloc + auth)"
+  printf '%-10s %-12s %-10s\n' rate vaxel kamailio
+  cfg_args=(--config "$cfg")
+  start_vaxel "$out/vaxel-register.log"
+  kamailio -f bench/kamailio-registrar.cfg -DD -E -x tlsf -X tlsf -w "$out" >"$out/kamailio-reg.log" 2>&1 &
+  local kp=$!
+  sleep 2
+  for rate in ${REG_RATES:-"1000 2000 4000 6000 8000 10000"}; do
+    local res=()
+    for port in 5060 5064; do
+      local stf="$out/register-$port-$rate.csv"
+      timeout $(( STEP + 40 )) sipp "127.0.0.1:$port" -sf bench/sipp/register.xml -inf "$csv" -i 127.0.0.1 -p 5090 -r "$rate" -m $(( rate * STEP )) \
+        -buff_size 4194304 -nostdin -trace_stat -stf "$stf" -fd 1 -timeout $(( STEP + 30 )) >/dev/null 2>&1 || true
+      res+=("$(python3 - "$stf" "$(( rate * STEP ))" <<'PY'
+import csv, sys
+rows = list(csv.reader(open(sys.argv[1]), delimiter=';'))
+h, last = rows[0], rows[-1]
+ok = float(last[h.index("SuccessfulCall(C)")]); n = int(sys.argv[2])
+e = last[h.index("ElapsedTime(C)")].split(":")
+secs = int(e[0]) * 3600 + int(e[1]) * 60 + float(e[2])
+print(f"{ok/secs:.0f}/s{'' if ok >= 0.99 * n else ' (fail)'}")
+PY
+)")
+    done
+    printf '%-10s %-12s %-10s\n' "$rate" "${res[0]}" "${res[1]}"
+  done
+  stop "$kp" "$VP"
+}
+
 case "$what" in
+  bridge) bridge ;;
+  register) register_bench ;;
   flows) flows_bench ;;
   shed) shed ;;
   media) media ;;
   setup) setup ;;
   soak) soak ;;
   all) media; setup ;;
-  *) echo "usage: $0 [media|setup|shed|soak|flows|all]"; exit 2 ;;
+  *) echo "usage: $0 [media|setup|shed|soak|flows|bridge|register|all]"; exit 2 ;;
 esac

@@ -216,12 +216,21 @@ impl Engine {
                         }) => format!("{name} {number}"),
                         _ => number,
                     };
-                    if call.queued.is_none() {
-                        call.queued = Some(queue.clone());
+                    // A new queue (the human key pressed in another one) moves
+                    // the caller there, unless an agent already rings or talks.
+                    let moving = call.agent.is_none()
+                        && call.bridged.is_none()
+                        && call.queued.as_ref() != Some(&queue);
+                    if moving {
                         let key = crate::acd::CallKey {
                             shard: self.cfg.shard,
                             call: id.0,
                         };
+                        if call.queued.is_some() {
+                            self.out
+                                .push_back(Output::Acd(crate::acd::AcdEvent::Left { call: key }));
+                        }
+                        call.queued = Some(queue.clone());
                         self.out
                             .push_back(Output::Acd(crate::acd::AcdEvent::Enqueued {
                                 call: key,

@@ -186,7 +186,7 @@ pub fn run(set: Arc<FlowSet>, sc: &Scenario) -> Result<Transcript, String> {
                     human,
                 } => {
                     tr.lines.push(format!(
-                        "{t}  joins queue \"{queue}\" (priority {priority}{}) and hears hold music; agents come with the ACD",
+                        "{t}  joins queue \"{queue}\" (priority {priority}{}) and hears hold music until an agent answers",
                         if human { ", human key" } else { "" }
                     ));
                     ended = true;
