@@ -219,6 +219,9 @@ pub struct AcdConfig {
     pub block_after: u32,
     /// …for this long.
     pub block_for_s: u64,
+    /// Digest algorithms offered, most preferred first: "SHA-256", "MD5".
+    /// Phones that take the first challenge whatever it is need MD5 first.
+    pub digest_algorithms: Vec<String>,
 }
 
 impl Default for AcdConfig {
@@ -231,6 +234,7 @@ impl Default for AcdConfig {
             register_max_expires_s: 3600,
             block_after: 5,
             block_for_s: 300,
+            digest_algorithms: vec!["SHA-256".into(), "MD5".into()],
         }
     }
 }
@@ -549,7 +553,27 @@ impl Config {
         {
             return bad("acd: nonce_lifetime_s, register_min_expires_s and block_after must be at least 1, and register_max_expires_s at least register_min_expires_s".into());
         }
+        let algs = self.digest_algorithms()?;
+        if algs.is_empty() || algs.len() != acd.digest_algorithms.len() {
+            return bad("acd.digest_algorithms: name \"SHA-256\" and/or \"MD5\", each once".into());
+        }
         Ok(())
+    }
+
+    /// The digest algorithms to challenge with, in order.
+    pub fn digest_algorithms(&self) -> Result<Vec<crate::acd::digest::Algorithm>, ConfigError> {
+        let mut out = Vec::new();
+        for name in &self.acd.digest_algorithms {
+            let a = crate::acd::digest::Algorithm::from_name(name).ok_or_else(|| {
+                ConfigError::Invalid(format!(
+                    "acd.digest_algorithms: \"{name}\" is not \"SHA-256\" or \"MD5\""
+                ))
+            })?;
+            if !out.contains(&a) {
+                out.push(a);
+            }
+        }
+        Ok(out)
     }
 
     /// The ACD's view of the agents and queues.

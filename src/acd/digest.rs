@@ -1,9 +1,11 @@
 //! Digest authentication of agents' phones (RFC 3261 §22.4 with RFC 7616's
 //! algorithm and `qop`, and RFC 8760's SHA-256 for SIP).
 //!
-//! The engine challenges with two `WWW-Authenticate` values, SHA-256 first and
-//! MD5 second (RFC 8760 §2.4: the preferred one first; phones that only know
-//! MD5 pick that one), both with `qop="auth"`. Nonces are stateless: the time
+//! The engine challenges with one `WWW-Authenticate` value per algorithm, by
+//! default SHA-256 first and MD5 second (RFC 8760 §2.4: the preferred one
+//! first; a phone takes the first it supports), all with `qop="auth"`. Some
+//! phones (SIPp among them) take the first challenge whatever it is: for them
+//! the order is configurable. Nonces are stateless: the time
 //! they were issued and a MAC over it with a per-process secret, so any nonce
 //! the engine did not issue is refused and an old one is answered with
 //! `stale=true` (the phone retries without asking its user). Passwords and
@@ -22,7 +24,16 @@ pub enum Algorithm {
 }
 
 impl Algorithm {
-    fn name(self) -> &'static str {
+    /// `MD5` or `SHA-256`, as in the `algorithm` parameter.
+    pub fn from_name(name: &str) -> Option<Algorithm> {
+        match name.to_ascii_uppercase().as_str() {
+            "MD5" => Some(Algorithm::Md5),
+            "SHA-256" => Some(Algorithm::Sha256),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
         match self {
             Algorithm::Md5 => "MD5",
             Algorithm::Sha256 => "SHA-256",
@@ -252,10 +263,11 @@ impl Nonces {
     }
 }
 
-/// The `WWW-Authenticate` values of a challenge: SHA-256 first, then MD5.
-pub fn challenge(realm: &str, nonce: &str, stale: bool) -> Vec<String> {
-    [Algorithm::Sha256, Algorithm::Md5]
-        .into_iter()
+/// The `WWW-Authenticate` values of a challenge, one per algorithm, in order
+/// of preference (RFC 8760 §2.4; default SHA-256, then MD5).
+pub fn challenge(realm: &str, nonce: &str, stale: bool, algorithms: &[Algorithm]) -> Vec<String> {
+    algorithms
+        .iter()
         .map(|a| {
             format!(
                 "Digest realm=\"{realm}\", nonce=\"{nonce}\", algorithm={}, qop=\"auth\"{}",
@@ -353,7 +365,7 @@ mod tests {
         );
         assert_eq!(n.check("a.b", t0), NonceCheck::Invalid);
         assert_eq!(n.check("zz", t0), NonceCheck::Invalid);
-        let c = challenge("vaxel", &nonce, true);
+        let c = challenge("vaxel", &nonce, true, &[Algorithm::Sha256, Algorithm::Md5]);
         assert!(c[0].contains("algorithm=SHA-256") && c[0].contains("stale=true"));
         assert!(c[1].contains("algorithm=MD5") && c[1].contains("qop=\"auth\""));
     }

@@ -54,6 +54,8 @@ pub struct RegistrarSettings {
     pub block_after: u32,
     pub window: Duration,
     pub block_for: Duration,
+    /// Challenge algorithms, most preferred first.
+    pub algorithms: Vec<super::digest::Algorithm>,
 }
 
 impl Default for RegistrarSettings {
@@ -66,6 +68,10 @@ impl Default for RegistrarSettings {
             block_after: 5,
             window: Duration::from_secs(60),
             block_for: Duration::from_secs(300),
+            algorithms: vec![
+                super::digest::Algorithm::Sha256,
+                super::digest::Algorithm::Md5,
+            ],
         }
     }
 }
@@ -208,7 +214,7 @@ impl Registrar {
             }
             Some(Ok(a)) => a,
         };
-        if auth.realm != self.cfg.realm {
+        if auth.realm != self.cfg.realm || !self.cfg.algorithms.contains(&auth.algorithm) {
             return (self.challenge(now, req, source, false), events);
         }
         match self.nonces.check(&auth.nonce, now) {
@@ -253,7 +259,12 @@ impl Registrar {
 
     fn challenge(&self, now: Instant, req: &Request, source: SocketAddr, stale: bool) -> Response {
         let mut r = self.respond(req, 401, source);
-        for c in challenge(&self.cfg.realm, &self.nonces.issue(now), stale) {
+        for c in challenge(
+            &self.cfg.realm,
+            &self.nonces.issue(now),
+            stale,
+            &self.cfg.algorithms,
+        ) {
             r.headers
                 .push(HeaderName::Other("WWW-Authenticate".into()), c);
         }

@@ -226,6 +226,9 @@ pub fn serve(cfg: Config) -> Result<(), RuntimeError> {
                 max_expires: Duration::from_secs(cfg.acd.register_max_expires_s),
                 block_after: cfg.acd.block_after,
                 block_for: Duration::from_secs(cfg.acd.block_for_s),
+                algorithms: cfg
+                    .digest_algorithms()
+                    .map_err(|e| std::io::Error::other(e.to_string()))?,
                 ..Default::default()
             },
             nonce_lifetime: Duration::from_secs(cfg.acd.nonce_lifetime_s),
