@@ -146,7 +146,17 @@ fn agents(
         }
     }
     let mut buf = vec![0u8; 65536];
+    let mut answers: HashMap<usize, String> = HashMap::new();
+    let mut unregistered: std::collections::HashSet<usize> = (0..n).collect();
+    let mut swept = Instant::now();
     while !stop.load(Ordering::Relaxed) {
+        // REGISTERs (or their challenges) lost: try again every second.
+        if swept.elapsed() > Duration::from_secs(1) && !unregistered.is_empty() {
+            for i in unregistered.iter().take(500) {
+                register(&sock, engine, *i, 1, None);
+            }
+            swept = Instant::now();
+        }
         let Ok((len, from)) = sock.recv_from(&mut buf) else {
             continue;
         };
@@ -164,7 +174,7 @@ fn agents(
                     if let Some(a) = digest(&r, &format!("a{i}"), &pw, engine) {
                         register(&sock, engine, i, 2, Some(a));
                     }
-                } else if r.status == 200 {
+                } else if r.status == 200 && unregistered.remove(&i) {
                     state.lock().unwrap().registered += 1;
                 } else {
                     eprintln!("REGISTER a{i}: {}", r.status);
@@ -175,13 +185,17 @@ fn agents(
                 match method.as_str() {
                     "INVITE" => {
                         let now = realtime_ns();
-                        let from = header(&req.headers, &HeaderName::From);
-                        let i = from
+                        let caller = header(&req.headers, &HeaderName::From);
+                        let i = caller
                             .split("sip:+4670")
                             .nth(1)
                             .and_then(|r| r.split('@').next())
                             .and_then(|n| n.parse::<usize>().ok());
                         let Some(i) = i else { continue };
+                        if let Some(r) = answers.get(&i) {
+                            let _ = sock.send_to(r.as_bytes(), from); // a retransmission
+                            continue;
+                        }
                         state.lock().unwrap().ring_ns.insert(i, now);
                         let body = sdp(41000);
                         let r = respond(
@@ -194,6 +208,7 @@ fn agents(
                             &body,
                         );
                         let _ = sock.send_to(r.as_bytes(), from);
+                        answers.insert(i, r);
                         if let Some(dest) = sdp_addr(&req.body) {
                             new_leg(&state, dest, i, true);
                         }
@@ -290,7 +305,9 @@ fn callers(
     }
 }
 
-/// Sends every leg's packet on its 1 ms slot of the 20 ms cycle.
+/// Sends every leg's packet on its 1 ms slot of the 20 ms cycle, each slot's
+/// packets in one `sendmmsg` per socket (the load generator shares the machine
+/// with the engine: it must cost as little as it can).
 fn pacer(
     caller: UdpSocket,
     agent: UdpSocket,
@@ -298,9 +315,12 @@ fn pacer(
     stop: Arc<AtomicBool>,
     sent: Arc<AtomicU64>,
 ) {
+    use std::os::fd::AsRawFd;
     let start = Instant::now();
     let mut tick: u64 = 0;
-    let mut pkt = vec![0u8; 172];
+    // Per socket: packets and destinations of the current slot.
+    let mut bufs: [Vec<[u8; 172]>; 2] = [Vec::new(), Vec::new()];
+    let mut dests: [Vec<libc::sockaddr_in>; 2] = [Vec::new(), Vec::new()];
     while !stop.load(Ordering::Relaxed) {
         let due = start + Duration::from_millis(tick);
         let now = Instant::now();
@@ -308,23 +328,75 @@ fn pacer(
             std::thread::sleep(due - now);
         }
         let slot = tick % 20;
+        for k in 0..2 {
+            bufs[k].clear();
+            dests[k].clear();
+        }
         let mut s = state.lock().unwrap();
         for leg in s.legs.iter_mut().filter(|l| l.slot == slot) {
+            let mut pkt = [0u8; 172];
             pkt[0] = 0x80;
-            pkt[1] = 0;
             pkt[2..4].copy_from_slice(&leg.seq.to_be_bytes());
             pkt[4..8].copy_from_slice(&leg.ts.to_be_bytes());
             pkt[8..12].copy_from_slice(&leg.ssrc.to_be_bytes());
             pkt[12..20].copy_from_slice(&realtime_ns().to_le_bytes());
             pkt[20..24].copy_from_slice(MAGIC);
-            let sock = if leg.agent_side { &agent } else { &caller };
-            if sock.send_to(&pkt, leg.dest).is_ok() {
-                sent.fetch_add(1, Ordering::Relaxed);
-            }
+            let k = leg.agent_side as usize;
+            bufs[k].push(pkt);
+            let SocketAddr::V4(d) = leg.dest else { continue };
+            dests[k].push(libc::sockaddr_in {
+                sin_family: libc::AF_INET as u16,
+                sin_port: d.port().to_be(),
+                sin_addr: libc::in_addr {
+                    s_addr: u32::from(*d.ip()).to_be(),
+                },
+                sin_zero: [0; 8],
+            });
             leg.seq = leg.seq.wrapping_add(1);
             leg.ts = leg.ts.wrapping_add(160);
         }
         drop(s);
+        for (k, sock) in [&caller, &agent].into_iter().enumerate() {
+            let n = bufs[k].len();
+            if n == 0 {
+                continue;
+            }
+            let mut iovs: Vec<libc::iovec> = bufs[k]
+                .iter_mut()
+                .map(|b| libc::iovec {
+                    iov_base: b.as_mut_ptr() as *mut _,
+                    iov_len: b.len(),
+                })
+                .collect();
+            let mut msgs: Vec<libc::mmsghdr> = (0..n)
+                .map(|i| {
+                    // SAFETY: a zeroed mmsghdr is a valid empty message.
+                    let mut m: libc::mmsghdr = unsafe { std::mem::zeroed() };
+                    m.msg_hdr.msg_name = &mut dests[k][i] as *mut _ as *mut _;
+                    m.msg_hdr.msg_namelen = std::mem::size_of::<libc::sockaddr_in>() as u32;
+                    m.msg_hdr.msg_iov = &mut iovs[i];
+                    m.msg_hdr.msg_iovlen = 1;
+                    m
+                })
+                .collect();
+            let mut off = 0;
+            while off < n {
+                // SAFETY: msgs[off..] point at live iovecs, buffers and addresses.
+                let r = unsafe {
+                    libc::sendmmsg(
+                        sock.as_raw_fd(),
+                        msgs[off..].as_mut_ptr(),
+                        (n - off) as u32,
+                        0,
+                    )
+                };
+                if r <= 0 {
+                    break;
+                }
+                off += r as usize;
+            }
+            sent.fetch_add(off as u64, Ordering::Relaxed);
+        }
         tick += 1;
     }
 }
