@@ -343,7 +343,9 @@ fn pacer(
             pkt[20..24].copy_from_slice(MAGIC);
             let k = leg.agent_side as usize;
             bufs[k].push(pkt);
-            let SocketAddr::V4(d) = leg.dest else { continue };
+            let SocketAddr::V4(d) = leg.dest else {
+                continue;
+            };
             dests[k].push(libc::sockaddr_in {
                 sin_family: libc::AF_INET as u16,
                 sin_port: d.port().to_be(),

@@ -2,14 +2,16 @@
 //!
 //! # Architecture: pure cores, thin shells
 //!
-//! * [`sip`], [`media`] and [`engine`] are pure: events and the current time in,
-//!   output polled, no I/O, no clock, no spawning. They are tested on virtual time.
-//! * [`runtime`] is the tokio shell: sockets, the drive loops, the clock, signals.
+//! * [`sip`], [`media`], [`flow`], [`acd`] and [`engine`] are pure: events and
+//!   the current time in, output polled, no I/O, no clock, no spawning. They are
+//!   tested on virtual time.
+//! * [`runtime`] is the tokio shell: sockets, the drive loops, the ACD's owner
+//!   thread, the clock, signals; [`store`] is the database's.
 //!
 //! # The drive-loop contract
 //!
 //! Each shard owns one [`engine::Engine`]. Its loop:
-//! 1. feeds every input (`handle_sip`, `handle_rtp`, `media_opened`) with `now`;
+//! 1. feeds every input with `now` through `handle_input(now, Input::…)`;
 //! 2. drains `poll_output()` and performs each [`engine::Output`];
 //! 3. sleeps until `poll_timeout()` (or the next input) and calls
 //!    `handle_timeout(now)`.

@@ -616,7 +616,11 @@ fn a_sipp_agent_answers_and_the_caller_hears_itself_echoed_through_both_legs() {
     // -rtp_echo, sending every packet back: the caller's audio goes through
     // the relay to the agent and back through it to the caller.
     let agent = [("agent", "bob")];
-    let reg = sipp("agent_register.xml", &agent, &["-p", "5085", "-au", "bob", "-ap", "bob-secret"]);
+    let reg = sipp(
+        "agent_register.xml",
+        &agent,
+        &["-p", "5085", "-au", "bob", "-ap", "bob-secret"],
+    );
     wait_sipp(reg, "agent registration");
     let answer = sipp(
         "agent_answer.xml",
@@ -626,27 +630,58 @@ fn a_sipp_agent_answers_and_the_caller_hears_itself_echoed_through_both_legs() {
     let mut peer = RtpPeer::bind(40000);
     let caller = sipp(
         "flow_call.xml",
-        &[("rtp_port", "40000"), ("pts", "0 101"), ("from", "+46701230000"), ("to", "100"), ("talk_ms", "7000")],
+        &[
+            ("rtp_port", "40000"),
+            ("pts", "0 101"),
+            ("from", "+46701230000"),
+            ("to", "100"),
+            ("talk_ms", "7000"),
+        ],
         &["-p", "5086"],
     );
     peer.wait_first(Duration::from_secs(5));
     peer.send_rfc4733('0', 101, 1000, 1);
-    assert!(vaxel.wait_count("agent answered: bridged", 1) >= 1, "{}", vaxel.log());
+    assert!(
+        vaxel.wait_count("agent answered: bridged", 1) >= 1,
+        "{}",
+        vaxel.log()
+    );
     // Two seconds of speech (the welcome), sent as PCMU; it must come back.
     let p = prompts();
-    let speech: Vec<i16> = p.get("en/welcome").unwrap().pcm.iter().copied().skip(4000).take(16000).collect();
+    let speech: Vec<i16> = p
+        .get("en/welcome")
+        .unwrap()
+        .pcm
+        .iter()
+        .copied()
+        .skip(4000)
+        .take(16000)
+        .collect();
     let mark = peer.packets.len();
     peer.send_audio(&speech, 0, 5000, 80_000);
     peer.record(Duration::from_millis(500));
     let sent: Vec<Vec<u8>> = speech
         .chunks(160)
-        .map(|f| f.iter().map(|s| vaxel::media::g711::linear_to_ulaw(*s)).collect())
+        .map(|f| {
+            f.iter()
+                .map(|s| vaxel::media::g711::linear_to_ulaw(*s))
+                .collect()
+        })
         .collect();
-    let heard: std::collections::HashSet<Vec<u8>> =
-        peer.packets[mark..].iter().map(|p| p.payload.clone()).collect();
+    let heard: std::collections::HashSet<Vec<u8>> = peer.packets[mark..]
+        .iter()
+        .map(|p| p.payload.clone())
+        .collect();
     let back = sent.iter().filter(|f| heard.contains(*f)).count();
-    eprintln!("{back} of {} frames came back through both legs", sent.len());
-    assert!(back * 10 >= sent.len() * 9, "only {back} of {} frames came back", sent.len());
+    eprintln!(
+        "{back} of {} frames came back through both legs",
+        sent.len()
+    );
+    assert!(
+        back * 10 >= sent.len() * 9,
+        "only {back} of {} frames came back",
+        sent.len()
+    );
     wait_sipp(caller, "caller");
     wait_sipp(answer, "agent answering");
     assert!(vaxel.wait_count("talk ended", 1) >= 1);

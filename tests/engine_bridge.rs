@@ -14,6 +14,7 @@ use vaxel::acd::registrar::Binding;
 use vaxel::acd::{AcdEvent, Missed};
 use vaxel::engine::bridge::Offer;
 use vaxel::engine::call::CallRef;
+use vaxel::engine::Input;
 use vaxel::engine::{EngineConfig, StoreRequest};
 use vaxel::media::g711::{alaw_to_linear, linear_to_alaw, linear_to_ulaw};
 use vaxel::sip::message::{HeaderName, Message, Request};
@@ -43,7 +44,13 @@ fn queued(h: &mut Harness, id: &str) -> (String, CallRef) {
             _ => None,
         })
         .unwrap();
-    h.e.lookup_finished(h.now, call, Ok(None));
+    h.e.handle_input(
+        h.now,
+        Input::LookupFinished {
+            call,
+            result: Ok(None),
+        },
+    );
     h.drain();
     let tag = to_tag(h.responses().iter().find(|r| r.status == 200).unwrap());
     h.send(&in_dialog(
@@ -74,9 +81,9 @@ fn queued(h: &mut Harness, id: &str) -> (String, CallRef) {
 
 fn offer(h: &mut Harness, call: CallRef, ring: Duration) -> Request {
     let at: SocketAddr = AGENT.parse().unwrap();
-    h.e.handle_offer(
+    h.e.handle_input(
         h.now,
-        Offer {
+        Input::Offer(Offer {
             call,
             agent: "alice".into(),
             display: "+46701234567".into(),
@@ -89,7 +96,7 @@ fn offer(h: &mut Harness, call: CallRef, ring: Duration) -> Request {
                 expires: h.now + Duration::from_secs(600),
                 updated: h.now,
             }],
-        },
+        }),
     );
     h.drain();
     last_request(h, "INVITE")
@@ -206,18 +213,22 @@ fn answered_offer_bridges_both_ways_with_one_continuous_stream_and_transcoding()
         .map(|i| ((i as f32 * 0.2).sin() * 9000.0) as i16)
         .collect();
     let alaw: Vec<u8> = linear.iter().map(|s| linear_to_alaw(*s)).collect();
-    h.e.handle_rtp(
+    h.e.handle_input(
         h.now,
-        agent_port,
-        AGENT_RTP.parse().unwrap(),
-        &rtp(8, 7000, 555, 0xA9, &alaw),
+        Input::Rtp {
+            port: agent_port,
+            from: AGENT_RTP.parse().unwrap(),
+            data: &rtp(8, 7000, 555, 0xA9, &alaw),
+        },
     );
     h.drain();
-    h.e.handle_rtp(
+    h.e.handle_input(
         h.now,
-        agent_port,
-        AGENT_RTP.parse().unwrap(),
-        &rtp(8, 7001, 715, 0xA9, &alaw),
+        Input::Rtp {
+            port: agent_port,
+            from: AGENT_RTP.parse().unwrap(),
+            data: &rtp(8, 7001, 715, 0xA9, &alaw),
+        },
     );
     h.drain();
     let heard = sent_on(&h, caller_port, mark);
@@ -237,11 +248,13 @@ fn answered_offer_bridges_both_ways_with_one_continuous_stream_and_transcoding()
 
     // The caller speaks μ-law; the agent gets A-law at its SDP address.
     let mark = h.rtp.len();
-    h.e.handle_rtp(
+    h.e.handle_input(
         h.now,
-        caller_port,
-        RTP_PEER.parse().unwrap(),
-        &rtp(0, 100, 0, 0xC1, &[0xFF; 160]),
+        Input::Rtp {
+            port: caller_port,
+            from: RTP_PEER.parse().unwrap(),
+            data: &rtp(0, 100, 0, 0xC1, &[0xFF; 160]),
+        },
     );
     h.drain();
     let (_, to, _) = h.rtp[mark..]

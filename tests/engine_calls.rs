@@ -6,6 +6,7 @@ mod common;
 
 use common::engine::*;
 use std::time::Duration;
+use vaxel::engine::Input;
 use vaxel::engine::{EngineConfig, StoreRequest};
 use vaxel::media::dtmf::TelephoneEvent;
 use vaxel::media::prompt::Prompt;
@@ -408,7 +409,7 @@ fn an_overloaded_shard_refuses_new_calls_but_serves_its_own() {
     let mut h = Harness::new(EngineConfig::default(), 10);
     h.send(&invite("call-10", "z9hG4bK10", "0"));
     let tag = to_tag(&h.responses()[1]);
-    h.e.set_overloaded(true);
+    h.e.handle_input(h.now, Input::Overloaded(true));
     h.send(&invite("call-11", "z9hG4bK11", "0"));
     let busy = h
         .responses()
@@ -437,7 +438,7 @@ fn an_overloaded_shard_refuses_new_calls_but_serves_its_own() {
         ("", ""),
     ));
     assert_eq!(*h.statuses().last().unwrap(), 200);
-    h.e.set_overloaded(false);
+    h.e.handle_input(h.now, Input::Overloaded(false));
     h.send(&invite("call-12", "z9hG4bK12", "0"));
     assert_eq!(
         *h.statuses().last().unwrap(),
@@ -469,7 +470,10 @@ fn record_of(h: &Harness) -> vaxel::engine::CallRecord {
 fn a_store_that_does_not_answer_in_300_ms_leaves_the_caller_unknown_and_the_call_going() {
     let mut h = Harness::new(EngineConfig::default(), 10);
     let t0 = h.now;
-    h.e.set_wall_clock(t0, "2026-11-24T09:00:00Z".parse().unwrap());
+    h.e.handle_input(
+        t0,
+        Input::WallClock("2026-11-24T09:00:00Z".parse().unwrap()),
+    );
     h.send(&invite("call-20", "z9hG4bK20", "0 101"));
     let (call, number) = lookup_of(&h).expect("the caller is looked up at the INVITE");
     assert_eq!(number, "+46701234567", "E.164");
@@ -491,7 +495,13 @@ fn a_store_that_does_not_answer_in_300_ms_leaves_the_caller_unknown_and_the_call
         number: number.clone(),
         ..Default::default()
     };
-    h.e.lookup_finished(h.now, call, Ok(Some(late)));
+    h.e.handle_input(
+        h.now,
+        Input::LookupFinished {
+            call,
+            result: Ok(Some(late)),
+        },
+    );
     h.drain();
     let before = h.rtp.len();
     h.advance(Duration::from_millis(200));
@@ -520,15 +530,17 @@ fn the_human_key_during_the_welcome_goes_to_the_human_queue_at_once() {
     let mut h = Harness::new(EngineConfig::default(), 10);
     h.send(&invite("call-21", "z9hG4bK21", "0 101"));
     let (call, number) = lookup_of(&h).unwrap();
-    h.e.lookup_finished(
+    h.e.handle_input(
         h.now,
-        call,
-        Ok(Some(vaxel::flow::interp::Customer {
-            number,
-            name: Some("Anna".into()),
-            recent_calls: 1,
-            ..Default::default()
-        })),
+        Input::LookupFinished {
+            call,
+            result: Ok(Some(vaxel::flow::interp::Customer {
+                number,
+                name: Some("Anna".into()),
+                recent_calls: 1,
+                ..Default::default()
+            })),
+        },
     );
     h.drain();
     let tag = to_tag(&h.responses()[1]);
@@ -623,10 +635,12 @@ fn replayed_requests_draw_responses_no_faster_than_t1_over_2() {
     let n = h.statuses().len();
     assert!((4..=6).contains(&n), "{n} responses to 100 replays in 1 s");
     let now = h.now;
-    h.e.source_limited(
+    h.e.handle_input(
         now,
-        "127.0.0.66".parse().unwrap(),
-        now + Duration::from_secs(2),
+        Input::SourceLimited {
+            ip: "127.0.0.66".parse().unwrap(),
+            until: now + Duration::from_secs(2),
+        },
     );
     for _ in 0..100 {
         h.send_from("127.0.0.66:5070", &msg);

@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use vaxel::engine::Input;
 use vaxel::engine::{CallGate, Engine, EngineConfig, Output};
 use vaxel::media::prompt::{Prompt, PromptCache};
 use vaxel::sip::message::Message;
@@ -59,11 +60,21 @@ fn feed(
 ) -> Vec<(u16, String, SocketAddr)> {
     let src: SocketAddr = "127.0.0.1:5060".parse().unwrap();
     let local: SocketAddr = "127.0.0.1:5090".parse().unwrap();
-    e.handle_sip(now, transport, src, local, data);
+    e.handle_input(
+        now,
+        Input::Sip {
+            transport,
+            source: src,
+            local,
+            data,
+        },
+    );
     let mut out = vec![];
     while let Some(o) = e.poll_output() {
         match o {
-            Output::OpenMedia { port, .. } => e.media_opened(now, port, true),
+            Output::OpenMedia { port, .. } => {
+                e.handle_input(now, Input::MediaOpened { port, ok: true })
+            }
             Output::Sip { data, to, .. } => {
                 // Answers to broken requests echo their broken headers, so only
                 // the status line is read here.
@@ -248,12 +259,14 @@ fn over_limit_requests_and_bad_vias_are_answered_with_a_reason() {
     assert_eq!(got.len(), 1, "{got:?}");
     assert_eq!(got[0].0, 513);
     // Responses carry no version in Server.
-    e.handle_sip(
+    e.handle_input(
         now,
-        Transport::Udp,
-        "127.0.0.1:5060".parse().unwrap(),
-        "127.0.0.1:5090".parse().unwrap(),
-        request_with("", "SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKsrv").as_bytes(),
+        Input::Sip {
+            transport: Transport::Udp,
+            source: "127.0.0.1:5060".parse().unwrap(),
+            local: "127.0.0.1:5090".parse().unwrap(),
+            data: request_with("", "SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKsrv").as_bytes(),
+        },
     );
     let mut server = None;
     while let Some(o) = e.poll_output() {

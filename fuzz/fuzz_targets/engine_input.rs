@@ -3,6 +3,7 @@
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 use std::time::{Duration, Instant};
+use vaxel::engine::Input;
 use vaxel::engine::{EngineConfig, Output};
 use vaxel::sip::Transport;
 
@@ -16,17 +17,38 @@ fuzz_target!(|data: &[u8]| {
     for (i, part) in data.split(|b| *b == 0xFE).enumerate() {
         let now = t0 + Duration::from_millis(i as u64 * 7);
         if i % 3 == 2 {
-            e.handle_rtp(now, 20000, "127.0.0.1:40000".parse().unwrap(), part);
+            e.handle_input(
+                now,
+                Input::Rtp {
+                    port: 20000,
+                    from: "127.0.0.1:40000".parse().unwrap(),
+                    data: part,
+                },
+            );
         } else {
-            e.handle_sip(now, Transport::Udp, src, local, part);
+            e.handle_input(
+                now,
+                Input::Sip {
+                    transport: Transport::Udp,
+                    source: src,
+                    local,
+                    data: part,
+                },
+            );
         }
         while let Some(o) = e.poll_output() {
             if let Output::OpenMedia { port, .. } = o {
-                e.media_opened(now, port, part.len() % 2 == 0);
+                e.handle_input(
+                    now,
+                    Input::MediaOpened {
+                        port,
+                        ok: part.len() % 2 == 0,
+                    },
+                );
             }
         }
-        e.handle_timeout(now);
+        e.handle_input(now, Input::Timeout);
     }
-    e.handle_timeout(t0 + Duration::from_secs(120));
+    e.handle_input(t0 + Duration::from_secs(120), Input::Timeout);
     while e.poll_output().is_some() {}
 });

@@ -10,6 +10,7 @@ use libfuzzer_sys::fuzz_target;
 use std::collections::HashMap;
 use std::time::Instant;
 use vaxel::engine::EngineConfig;
+use vaxel::engine::Input as EngineInput;
 use vaxel::sip::message::{HeaderName, Message};
 use vaxel::sip::parse::parse_message;
 use vaxel::sip::Transport;
@@ -18,11 +19,22 @@ use vaxel_fuzz::{after, drain, SipRequest};
 #[derive(Arbitrary, Debug)]
 enum Step {
     /// A request; `in_dialog` puts the engine's To tag on it.
-    Sip { req: SipRequest, in_dialog: bool },
+    Sip {
+        req: SipRequest,
+        in_dialog: bool,
+    },
     /// An RTP packet to the call's port, from the caller or a stranger.
-    Rtp { stranger: bool, pt: u8, payload: Vec<u8> },
+    Rtp {
+        stranger: bool,
+        pt: u8,
+        payload: Vec<u8>,
+    },
     /// An RFC 4733 key press.
-    Dtmf { stranger: bool, key: u8, end: bool },
+    Dtmf {
+        stranger: bool,
+        key: u8,
+        end: bool,
+    },
     Advance(u16),
 }
 
@@ -38,7 +50,9 @@ fn to_tag(resp: &[u8]) -> Option<String> {
         return None;
     };
     let to = r.headers.get(&HeaderName::To)?;
-    to.split(";tag=").nth(1).map(|t| t.split(';').next().unwrap_or("").to_string())
+    to.split(";tag=")
+        .nth(1)
+        .map(|t| t.split(';').next().unwrap_or("").to_string())
 }
 
 fuzz_target!(|input: Input| {
@@ -87,7 +101,10 @@ fuzz_target!(|input: Input| {
             }
         }
         mine.dedup();
-        assert!(mine.len() <= 1, "two final responses to one request: {mine:?}");
+        assert!(
+            mine.len() <= 1,
+            "two final responses to one request: {mine:?}"
+        );
         if let (Some(req), Some(status)) = (req, mine.first()) {
             if let Some((prev, at)) = finals.get(req) {
                 assert!(
@@ -102,7 +119,15 @@ fuzz_target!(|input: Input| {
     inv.method = vaxel_fuzz::MethodPick::Invite;
     inv.to_tag = None;
     let first = inv.render(None);
-    e.handle_sip(t0, Transport::Udp, caller, local, &first);
+    e.handle_input(
+        t0,
+        EngineInput::Sip {
+            transport: Transport::Udp,
+            source: caller,
+            local,
+            data: &first,
+        },
+    );
     check(drain(&mut e, t0, input.bind_ok), Some(&first), 0, &mut tag);
     for step in input.steps.iter().take(64) {
         let now = after(t0, ms);
@@ -111,11 +136,27 @@ fuzz_target!(|input: Input| {
             Step::Sip { req, in_dialog } => {
                 let t = if *in_dialog { tag.as_deref() } else { None };
                 let bytes = req.render(t);
-                e.handle_sip(now, Transport::Udp, caller, local, &bytes);
+                e.handle_input(
+                    now,
+                    EngineInput::Sip {
+                        transport: Transport::Udp,
+                        source: caller,
+                        local,
+                        data: &bytes,
+                    },
+                );
                 sent_req = Some(bytes);
             }
-            Step::Rtp { stranger, pt, payload } => {
-                let from = if *stranger { "127.0.0.66:4000" } else { "127.0.0.1:40000" };
+            Step::Rtp {
+                stranger,
+                pt,
+                payload,
+            } => {
+                let from = if *stranger {
+                    "127.0.0.66:4000"
+                } else {
+                    "127.0.0.1:40000"
+                };
                 let pkt = rtp_rs::RtpPacketBuilder::new()
                     .payload_type(*pt & 0x7f)
                     .ssrc(5)
@@ -125,12 +166,23 @@ fuzz_target!(|input: Input| {
                     .build();
                 if let Ok(p) = pkt {
                     for port in [20000u16, 20002, 20004, 20006] {
-                        e.handle_rtp(now, port, from.parse().unwrap(), &p);
+                        e.handle_input(
+                            now,
+                            EngineInput::Rtp {
+                                port,
+                                from: from.parse().unwrap(),
+                                data: &p,
+                            },
+                        );
                     }
                 }
             }
             Step::Dtmf { stranger, key, end } => {
-                let from = if *stranger { "127.0.0.66:4000" } else { "127.0.0.1:40000" };
+                let from = if *stranger {
+                    "127.0.0.66:4000"
+                } else {
+                    "127.0.0.1:40000"
+                };
                 let payload = [key % 17, if *end { 0x80 } else { 0 }, 0, 160];
                 if let Ok(p) = rtp_rs::RtpPacketBuilder::new()
                     .payload_type(101)
@@ -141,13 +193,20 @@ fuzz_target!(|input: Input| {
                     .build()
                 {
                     for port in [20000u16, 20002, 20004, 20006] {
-                        e.handle_rtp(now, port, from.parse().unwrap(), &p);
+                        e.handle_input(
+                            now,
+                            EngineInput::Rtp {
+                                port,
+                                from: from.parse().unwrap(),
+                                data: &p,
+                            },
+                        );
                     }
                 }
             }
             Step::Advance(d) => {
                 ms += u64::from(*d);
-                e.handle_timeout(after(t0, ms));
+                e.handle_input(after(t0, ms), EngineInput::Timeout);
             }
         }
         let now = after(t0, ms);
@@ -156,9 +215,13 @@ fuzz_target!(|input: Input| {
     // Input stops: within a few minutes of virtual time everything ends.
     for _ in 0..400 {
         ms += 1000;
-        e.handle_timeout(after(t0, ms));
+        e.handle_input(after(t0, ms), EngineInput::Timeout);
         check(drain(&mut e, after(t0, ms), true), None, ms, &mut tag);
     }
     assert_eq!(e.call_count(), 0, "a call outlived its timeouts");
-    assert_eq!(e.transaction_count(), 0, "a transaction outlived its timers");
+    assert_eq!(
+        e.transaction_count(),
+        0,
+        "a transaction outlived its timers"
+    );
 });

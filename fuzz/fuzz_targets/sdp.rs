@@ -6,7 +6,14 @@ use vaxel::sip::sdp::{negotiate, write_answer, SessionDescription};
 fuzz_target!(|data: &[u8]| {
     if let Ok(sd) = SessionDescription::parse(data) {
         if let Ok(n) = negotiate(&sd) {
-            let _ = write_answer(Some(&n), "127.0.0.1".parse().unwrap(), 20000, 1, 1, n.direction);
+            let _ = write_answer(
+                Some(&n),
+                "127.0.0.1".parse().unwrap(),
+                20000,
+                1,
+                1,
+                n.direction,
+            );
         }
     }
     let _ = vaxel::media::dtmf::parse_info_body("application/dtmf-relay", data);

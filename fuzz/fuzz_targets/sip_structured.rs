@@ -6,6 +6,7 @@
 use libfuzzer_sys::fuzz_target;
 use std::time::Instant;
 use vaxel::engine::EngineConfig;
+use vaxel::engine::Input;
 use vaxel::sip::message::Message;
 use vaxel::sip::parse::parse_message;
 use vaxel::sip::{ConnId, Transport};
@@ -20,7 +21,10 @@ fuzz_target!(|input: (SipRequest, bool)| {
             Message::Response(r) => r.to_bytes(),
         };
         let reparsed = parse_message(&again, true);
-        assert!(reparsed.is_ok(), "printed message does not parse: {reparsed:?}");
+        assert!(
+            reparsed.is_ok(),
+            "printed message does not parse: {reparsed:?}"
+        );
         if let Message::Request(r) = &m {
             let ct = r
                 .headers
@@ -33,16 +37,26 @@ fuzz_target!(|input: (SipRequest, bool)| {
     }
     let mut e = vaxel_fuzz::engine(EngineConfig::default());
     let now = Instant::now();
-    let transport = if tcp { Transport::Tcp(ConnId(1)) } else { Transport::Udp };
-    e.handle_sip(
+    let transport = if tcp {
+        Transport::Tcp(ConnId(1))
+    } else {
+        Transport::Udp
+    };
+    e.handle_input(
         now,
-        transport,
-        "127.0.0.1:5061".parse().unwrap(),
-        "127.0.0.1:5060".parse().unwrap(),
-        &bytes,
+        Input::Sip {
+            transport,
+            source: "127.0.0.1:5061".parse().unwrap(),
+            local: "127.0.0.1:5060".parse().unwrap(),
+            data: &bytes,
+        },
     );
     let sent = drain(&mut e, now, true);
     for s in &sent {
-        assert!(parse_message(s, false).is_ok() || s.starts_with(b"SIP/2.0 4") || s.starts_with(b"SIP/2.0 5"));
+        assert!(
+            parse_message(s, false).is_ok()
+                || s.starts_with(b"SIP/2.0 4")
+                || s.starts_with(b"SIP/2.0 5")
+        );
     }
 });

@@ -6,6 +6,7 @@
 use arbitrary::Arbitrary;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use vaxel::engine::Input;
 use vaxel::engine::{CallGate, Engine, EngineConfig, Output};
 use vaxel::media::prompt::{Prompt, PromptCache};
 
@@ -243,7 +244,9 @@ pub fn drain(e: &mut Engine, now: Instant, bind_ok: bool) -> Vec<Vec<u8>> {
     let mut sip = Vec::new();
     while let Some(o) = e.poll_output() {
         match o {
-            Output::OpenMedia { port, .. } => e.media_opened(now, port, bind_ok),
+            Output::OpenMedia { port, .. } => {
+                e.handle_input(now, Input::MediaOpened { port, ok: bind_ok })
+            }
             Output::Sip { data, .. } => sip.push(data),
             _ => {}
         }

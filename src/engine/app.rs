@@ -21,11 +21,6 @@ impl Engine {
         }
     }
 
-    /// Ties `now` to a wall-clock time (the runtime calls this; tests pick a time).
-    pub fn set_wall_clock(&mut self, now: Instant, wall: jiff::Timestamp) {
-        self.wall_anchor = Some((now, wall));
-    }
-
     /// The call's media is up: its flow starts.
     pub(super) fn start_flow(&mut self, now: Instant, id: CallRef) {
         let wall = self.wall(now);
@@ -108,7 +103,7 @@ impl Engine {
     }
 
     /// The store's answer to a `StoreRequest::Lookup` (ignored when late).
-    pub fn lookup_finished(
+    pub(super) fn lookup_finished(
         &mut self,
         now: Instant,
         id: CallRef,
@@ -146,7 +141,12 @@ impl Engine {
     }
 
     /// A webhook's reply (`None`: error or timeout in the shell).
-    pub fn webhook_finished(&mut self, now: Instant, id: CallRef, reply: Option<WebhookReply>) {
+    pub(super) fn webhook_finished(
+        &mut self,
+        now: Instant,
+        id: CallRef,
+        reply: Option<WebhookReply>,
+    ) {
         self.in_progress = Some(id);
         self.app_event(now, id, FlowEvent::WebhookFinished(reply));
         self.schedule_call(id);

@@ -76,7 +76,7 @@ impl Engine {
     }
 
     /// The front is rate-limiting `ip` until `until`.
-    pub fn source_limited(&mut self, now: Instant, ip: IpAddr, until: Instant) {
+    pub(super) fn source_limited(&mut self, now: Instant, ip: IpAddr, until: Instant) {
         self.limited.retain(|_, t| *t > now);
         self.limited.insert(ip, until);
     }

@@ -2,10 +2,10 @@
 //! in, datagrams and media commands out, next deadline polled.
 //!
 //! ```text
-//!   handle_sip / handle_rtp / media_opened / handle_timeout   (events + now)
+//!   handle_input(now, Input::{Sip, Rtp, MediaOpened, Timeout, Offer, …})
 //!        │
-//!        ▼  codec → transactions → dialogs/calls → app → media
-//!   poll_output() → Output::{Sip, Rtp, OpenMedia, CloseMedia}
+//!        ▼  codec → transactions → calls (caller leg, agent leg) → app → media/relay
+//!   poll_output() → Output::{Sip, Rtp, OpenMedia, CloseMedia, Store, Acd, …}
 //!   poll_timeout() → the one deadline the shard's drive loop sleeps until
 //! ```
 //!
@@ -20,6 +20,7 @@
 //! be reached that way. The Request-URI and Route set are still the caller's
 //! Contact and Record-Route (§12.2.1.1).
 
+mod agent_leg;
 mod app;
 pub mod bridge;
 pub mod call;
@@ -163,6 +164,54 @@ impl CallGate {
     pub fn active(&self) -> usize {
         self.held.lock().unwrap_or_else(|p| p.into_inner()).total()
     }
+}
+
+/// Everything that can happen to an engine: the one way in
+/// ([`Engine::handle_input`]).
+#[derive(Debug)]
+pub enum Input<'a> {
+    /// A SIP message arrived on `local` from `source`.
+    Sip {
+        transport: Transport,
+        source: SocketAddr,
+        local: SocketAddr,
+        data: &'a [u8],
+    },
+    /// An RTP/RTCP datagram arrived on a call's port.
+    Rtp {
+        port: u16,
+        from: SocketAddr,
+        data: &'a [u8],
+    },
+    /// The runtime bound (or failed to bind) a port asked for with `OpenMedia`.
+    MediaOpened { port: u16, ok: bool },
+    /// `now` reached the deadline [`Engine::poll_timeout`] gave.
+    Timeout,
+    /// The store's answer to a `StoreRequest::Lookup` (ignored when late).
+    LookupFinished {
+        call: CallRef,
+        result: Result<Option<crate::flow::interp::Customer>, String>,
+    },
+    /// A webhook's reply (`None`: error or timeout in the shell).
+    WebhookFinished {
+        call: CallRef,
+        reply: Option<crate::flow::interp::WebhookReply>,
+    },
+    /// The ACD offers one of this shard's callers to an agent.
+    Offer(bridge::Offer),
+    /// The registered agents' phones changed (source address → agent).
+    AgentPhones(Arc<HashMap<SocketAddr, String>>),
+    /// The front is rate-limiting this source: no response retransmissions to it.
+    SourceLimited { ip: IpAddr, until: Instant },
+    /// While on, new calls get 503 with Retry-After (SIP waits too long in
+    /// the shard's queue).
+    Overloaded(bool),
+    /// Stop taking new calls (they get 503); calls in progress go on.
+    Drain,
+    /// A new version of the flows: calls from now on start on it.
+    Flows(Arc<FlowSet>),
+    /// Ties `now` to this wall-clock time (hours, records).
+    WallClock(jiff::Timestamp),
 }
 
 /// What the engine asks the runtime to do.
@@ -323,7 +372,7 @@ pub struct Engine {
     agent_phones: Arc<HashMap<SocketAddr, String>>,
     /// Agent-leg INVITE transactions of calls that ended while they rang:
     /// kept to ACK their final response (and BYE a 2xx that raced the CANCEL).
-    orphans: HashMap<String, bridge::Orphan>,
+    orphans: HashMap<String, agent_leg::Orphan>,
     server_tx: HashMap<TransactionKey, ServerTx>,
     client_tx: HashMap<TransactionKey, ClientTx>,
     /// RTP ports not in use; a call takes one at random (hard to guess).
@@ -386,9 +435,30 @@ impl Engine {
         }
     }
 
-    /// A new version of the flows: calls from now on start on it.
-    pub fn set_flows(&mut self, flows: Arc<FlowSet>) {
-        self.flows = flows;
+    /// The one way into the engine: an input and the time it happened.
+    /// Outputs are then polled with [`poll_output`](Engine::poll_output), the
+    /// next deadline with [`poll_timeout`](Engine::poll_timeout).
+    pub fn handle_input(&mut self, now: Instant, input: Input<'_>) {
+        match input {
+            Input::Sip {
+                transport,
+                source,
+                local,
+                data,
+            } => self.handle_sip(now, transport, source, local, data),
+            Input::Rtp { port, from, data } => self.handle_rtp(now, port, from, data),
+            Input::MediaOpened { port, ok } => self.on_media_opened(now, port, ok),
+            Input::Timeout => self.handle_timeout(now),
+            Input::LookupFinished { call, result } => self.lookup_finished(now, call, result),
+            Input::WebhookFinished { call, reply } => self.webhook_finished(now, call, reply),
+            Input::Offer(offer) => self.handle_offer(now, offer),
+            Input::AgentPhones(phones) => self.agent_phones = phones,
+            Input::SourceLimited { ip, until } => self.source_limited(now, ip, until),
+            Input::Overloaded(on) => self.overloaded = on,
+            Input::Drain => self.draining = true,
+            Input::Flows(flows) => self.flows = flows,
+            Input::WallClock(wall) => self.wall_anchor = Some((now, wall)),
+        }
     }
 
     pub fn flows(&self) -> &Arc<FlowSet> {
@@ -507,7 +577,7 @@ impl Engine {
     }
 
     /// Fires every timer due at `now`.
-    pub fn handle_timeout(&mut self, now: Instant) {
+    fn handle_timeout(&mut self, now: Instant) {
         while let Some(Reverse((t, _))) = self.timers.peek() {
             if *t > now {
                 break;
@@ -651,13 +721,8 @@ impl Engine {
         }
     }
 
-    /// The runtime bound (or failed to bind) a port asked for with `OpenMedia`.
-    pub fn media_opened(&mut self, now: Instant, port: u16, ok: bool) {
-        self.on_media_opened(now, port, ok);
-    }
-
     /// An RTP/RTCP datagram arrived on a call's port.
-    pub fn handle_rtp(&mut self, now: Instant, port: u16, from: SocketAddr, data: &[u8]) {
+    fn handle_rtp(&mut self, now: Instant, port: u16, from: SocketAddr, data: &[u8]) {
         let Some(&(id, leg)) = self.by_port.get(&port) else {
             return;
         };
@@ -684,24 +749,8 @@ impl Engine {
         self.drain_media_events(now, id);
     }
 
-    /// The ACD's list of registered agents' phones changed.
-    pub fn set_agent_phones(&mut self, phones: Arc<HashMap<SocketAddr, String>>) {
-        self.agent_phones = phones;
-    }
-
-    /// While set, new calls get 503 with Retry-After (the runtime sets it when
-    /// SIP waits too long in the shard's queue).
-    pub fn set_overloaded(&mut self, on: bool) {
-        self.overloaded = on;
-    }
-
     pub fn is_overloaded(&self) -> bool {
         self.overloaded
-    }
-
-    /// Stop taking new calls (they get 503); calls in progress go on.
-    pub fn set_draining(&mut self) {
-        self.draining = true;
     }
 
     /// Calls that are up, for graceful shutdown.

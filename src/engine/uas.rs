@@ -38,7 +38,7 @@ const KNOWN_UNSUPPORTED: [&str; 7] = [
 impl Engine {
     /// A SIP message arrived. `local` is the address it arrived on; `stream` is
     /// true when the runtime already framed it from a TCP stream.
-    pub fn handle_sip(
+    pub(super) fn handle_sip(
         &mut self,
         now: Instant,
         transport: Transport,

@@ -2,7 +2,7 @@
 //! RTP sockets, and the single sleep until the engine's next deadline.
 
 use super::{InboxRx, ShardInput, TcpWriters};
-use crate::engine::{CallGate, Engine, EngineConfig, Output, StoreRequest};
+use crate::engine::{CallGate, Engine, EngineConfig, Input, Output, StoreRequest};
 use crate::flow::interp::WebhookReply;
 use crate::flow::FlowSet;
 use crate::sip::Transport;
@@ -83,7 +83,7 @@ async fn drive(ctx: ShardContext, mut inbox: InboxRx) {
     let mut flows = ctx.flows;
     let mut engine = Engine::new(ctx.engine, flows.borrow_and_update().clone(), ctx.gate);
     let now = Instant::now();
-    engine.set_wall_clock(now, jiff::Timestamp::now());
+    engine.handle_input(now, Input::WallClock(jiff::Timestamp::now()));
     let shared = Rc::new(Shared {
         shard: RefCell::new(Shard {
             engine,
@@ -124,15 +124,15 @@ async fn drive(ctx: ShardContext, mut inbox: InboxRx) {
                 let mut s = shared.shard.borrow_mut();
                 let now = Instant::now();
                 if now >= s.wall_set + WALL_EVERY {
-                    s.engine.set_wall_clock(now, jiff::Timestamp::now());
+                    s.engine.handle_input(now, Input::WallClock(jiff::Timestamp::now()));
                     s.wall_set = now;
                 }
-                guarded(&mut s.engine, now, |e| e.handle_timeout(now));
+                guarded(&mut s.engine, now, |e| e.handle_input(now, Input::Timeout));
                 flush(&mut s, &shared);
             }
             Ok(()) = flows.changed() => {
                 let set = flows.borrow_and_update().clone();
-                shared.shard.borrow_mut().engine.set_flows(set);
+                shared.shard.borrow_mut().engine.handle_input(Instant::now(), Input::Flows(set));
             }
             // Work for calls already admitted comes first; new calls and
             // out-of-dialog requests only when that is done (issue 7: past
@@ -214,20 +214,34 @@ fn handle_batch(
                     } else {
                         tracing::info!(shard = index, "overload over");
                     }
-                    s.engine.set_overloaded(late);
+                    s.engine.handle_input(now, Input::Overloaded(late));
                 }
                 guarded(&mut s.engine, now, |e| {
-                    e.handle_sip(now, transport, source, local, &data)
+                    e.handle_input(
+                        now,
+                        Input::Sip {
+                            transport,
+                            source,
+                            local,
+                            data: &data,
+                        },
+                    )
                 });
             }
             ShardInput::Drain => {
-                s.engine.set_draining();
+                s.engine.handle_input(now, Input::Drain);
                 *drain_until = Some(now + drain_timeout);
             }
-            ShardInput::SourceLimited { ip, until } => s.engine.source_limited(now, ip, until),
-            ShardInput::AgentPhones(phones) => s.engine.set_agent_phones(phones),
+            ShardInput::SourceLimited { ip, until } => s
+                .engine
+                .handle_input(now, Input::SourceLimited { ip, until }),
+            ShardInput::AgentPhones(phones) => {
+                s.engine.handle_input(now, Input::AgentPhones(phones))
+            }
             ShardInput::Offer(offer) => {
-                guarded(&mut s.engine, now, |e| e.handle_offer(now, offer));
+                guarded(&mut s.engine, now, |e| {
+                    e.handle_input(now, Input::Offer(offer))
+                });
             }
         }
         next = inbox
@@ -312,7 +326,9 @@ fn flush(s: &mut Shard, shared: &Rc<Shared>) {
                     }
                 };
                 let now = Instant::now();
-                guarded(&mut s.engine, now, |e| e.media_opened(now, port, ok));
+                guarded(&mut s.engine, now, |e| {
+                    e.handle_input(now, Input::MediaOpened { port, ok })
+                });
             }
             Output::PinConnection(id) | Output::UnpinConnection(id) => {
                 let pin = matches!(out, Output::PinConnection(_));
@@ -341,7 +357,9 @@ fn flush(s: &mut Shard, shared: &Rc<Shared>) {
                     let r = store.lookup(number).await;
                     let mut s = shared.shard.borrow_mut();
                     let now = Instant::now();
-                    guarded(&mut s.engine, now, |e| e.lookup_finished(now, call, r));
+                    guarded(&mut s.engine, now, |e| {
+                        e.handle_input(now, Input::LookupFinished { call, result: r })
+                    });
                     flush(&mut s, &shared);
                     drop(s);
                     shared.notify.notify_one();
@@ -361,7 +379,9 @@ fn flush(s: &mut Shard, shared: &Rc<Shared>) {
                     let reply = post_webhook(&http, &url, body, timeout).await;
                     let mut s = shared.shard.borrow_mut();
                     let now = Instant::now();
-                    guarded(&mut s.engine, now, |e| e.webhook_finished(now, call, reply));
+                    guarded(&mut s.engine, now, |e| {
+                        e.handle_input(now, Input::WebhookFinished { call, reply })
+                    });
                     flush(&mut s, &shared);
                     drop(s);
                     shared.notify.notify_one();
@@ -464,7 +484,9 @@ async fn rtp_receive(sock: Rc<RtpSocket>, port: u16, shared: Rc<Shared>) {
         let mut s = shared.shard.borrow_mut();
         let now = Instant::now();
         let data = buf.get(..n).unwrap_or_default();
-        guarded(&mut s.engine, now, |e| e.handle_rtp(now, port, from, data));
+        guarded(&mut s.engine, now, |e| {
+            e.handle_input(now, Input::Rtp { port, from, data })
+        });
         flush(&mut s, &shared);
         let next = s.engine.poll_timeout();
         drop(s);

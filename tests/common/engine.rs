@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use vaxel::config::Config;
+use vaxel::engine::Input;
 use vaxel::engine::{CallGate, Engine, EngineConfig, Output, StoreRequest};
 use vaxel::flow::FlowSet;
 use vaxel::media::prompt::{Prompt, PromptCache};
@@ -94,7 +95,8 @@ impl Harness {
                 Output::Rtp { port, data, .. } => self.rtp.push((self.now, port, data)),
                 Output::OpenMedia { port, .. } => {
                     self.open.push(port);
-                    self.e.media_opened(self.now, port, true);
+                    self.e
+                        .handle_input(self.now, Input::MediaOpened { port, ok: true });
                 }
                 Output::CloseMedia { port } => self.closed.push(port),
                 Output::PinConnection(_) | Output::UnpinConnection(_) => {}
@@ -107,32 +109,37 @@ impl Harness {
 
     pub fn send(&mut self, msg: &str) {
         let local: SocketAddr = "127.0.0.1:5060".parse().unwrap();
-        self.e.handle_sip(
+        self.e.handle_input(
             self.now,
-            Transport::Udp,
-            PEER.parse().unwrap(),
-            local,
-            msg.as_bytes(),
+            Input::Sip {
+                transport: Transport::Udp,
+                source: PEER.parse().unwrap(),
+                local,
+                data: msg.as_bytes(),
+            },
         );
         self.drain();
     }
 
     pub fn send_from(&mut self, from: &str, msg: &str) {
         let local: SocketAddr = "127.0.0.1:5060".parse().unwrap();
-        self.e.handle_sip(
+        self.e.handle_input(
             self.now,
-            Transport::Udp,
-            from.parse().unwrap(),
-            local,
-            msg.as_bytes(),
+            Input::Sip {
+                transport: Transport::Udp,
+                source: from.parse().unwrap(),
+                local,
+                data: msg.as_bytes(),
+            },
         );
         self.drain();
     }
 
     pub fn rtp_in(&mut self, data: &[u8]) {
         let port = *self.open.last().unwrap();
+        let from = RTP_PEER.parse().unwrap();
         self.e
-            .handle_rtp(self.now, port, RTP_PEER.parse().unwrap(), data);
+            .handle_input(self.now, Input::Rtp { port, from, data });
         self.drain();
     }
 
@@ -143,7 +150,7 @@ impl Harness {
                 break;
             }
             self.now = self.now.max(t);
-            self.e.handle_timeout(self.now);
+            self.e.handle_input(self.now, Input::Timeout);
             self.drain();
         }
         self.now = until;
