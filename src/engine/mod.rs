@@ -230,7 +230,7 @@ pub enum Output {
         data: Vec<u8>,
     },
     /// Bind this local RTP port on `ip` (unspecified: the runtime's default);
-    /// answer with [`Engine::media_opened`].
+    /// answer with [`Input::MediaOpened`].
     OpenMedia { port: u16, ip: IpAddr },
     /// The port is no longer used.
     CloseMedia { port: u16 },
@@ -241,9 +241,9 @@ pub enum Output {
     /// Work for the customer store.
     Store(StoreRequest),
     /// Tell the ACD (the runtime's owner thread) what happened to a caller or
-    /// an offer; offers come back through [`Engine::handle_offer`].
+    /// an offer; offers come back as [`Input::Offer`].
     Acd(crate::acd::AcdEvent),
-    /// POST `body` (JSON) to `url`; answer with [`Engine::webhook_finished`].
+    /// POST `body` (JSON) to `url`; answer with [`Input::WebhookFinished`].
     Webhook {
         call: CallRef,
         url: String,

@@ -1,5 +1,5 @@
 //! What the engine hands to the store: lookups (answered later through
-//! [`super::Engine::lookup_finished`]), call records, callback bookings and
+//! `Input::LookupFinished`), call records, callback bookings and
 //! voicemail. Plain data; the store shell decides how it is kept.
 
 use super::call::CallRef;
@@ -42,7 +42,7 @@ pub struct CallRecord {
 /// Work for the store shell (imperative).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum StoreRequest {
-    /// Look up a caller; answer with `Engine::lookup_finished`.
+    /// Look up a caller; answer with `Input::LookupFinished`.
     Lookup {
         call: CallRef,
         number: String,

@@ -104,8 +104,14 @@ impl Guard {
     }
 
     /// Rate limits for one message from `ip`, and which queue it goes to.
-    fn check(&mut self, now: Instant, ip: IpAddr, data: &[u8], inboxes: &[Inbox]) -> Verdict {
-        let kind = peek_kind(data);
+    fn check(
+        &mut self,
+        now: Instant,
+        ip: IpAddr,
+        data: &[u8],
+        kind: Peek,
+        inboxes: &[Inbox],
+    ) -> Verdict {
         if kind == Peek::InDialog && is_ack_of_shed(data) {
             return Verdict::Drop;
         }
@@ -227,9 +233,10 @@ fn dispatch(
     let now = Instant::now();
     let i = shard_for(&data, inboxes.len());
     let inbox = inboxes.get(i)?;
-    let verdict = guard.check(now, source.ip(), &data, inboxes);
+    let kind = peek_kind(&data);
+    let verdict = guard.check(now, source.ip(), &data, kind, inboxes);
     // REGISTER goes to the ACD's owner, which holds the registrar.
-    if !matches!(verdict, Verdict::Drop) && peek_kind(&data) == Peek::Register {
+    if !matches!(verdict, Verdict::Drop) && kind == Peek::Register {
         if !acd.register(super::acd::Register {
             transport,
             source,
