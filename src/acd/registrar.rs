@@ -93,6 +93,9 @@ pub struct Registrar {
     by_account: HashMap<String, Failures>,
     pub refused: u64,
     pub blocked_requests: u64,
+    /// Counts changes to the set of (agent, source) pairs: a refresh from
+    /// the same address changes nothing, so nobody needs telling.
+    generation: u64,
 }
 
 impl Registrar {
@@ -106,6 +109,7 @@ impl Registrar {
             by_account: HashMap::new(),
             refused: 0,
             blocked_requests: 0,
+            generation: 0,
         }
     }
 
@@ -118,6 +122,13 @@ impl Registrar {
             .unwrap_or_default();
         v.sort_by_key(|b| std::cmp::Reverse(b.updated));
         v
+    }
+
+    /// Changes whenever a binding appears, moves or goes (see [`phones`]).
+    ///
+    /// [`phones`]: Registrar::phones
+    pub fn generation(&self) -> u64 {
+        self.generation
     }
 
     /// Every live binding's source address and its agent: the shards refuse
@@ -295,6 +306,7 @@ impl Registrar {
                 return Err(400);
             }
             self.bindings.remove(aor);
+            self.generation += 1;
             return Ok(());
         }
         let mut parsed = Vec::new();
@@ -310,9 +322,15 @@ impl Registrar {
             parsed.push((n.uri, secs.min(self.cfg.max_expires.as_secs())));
         }
         let list = self.bindings.entry(aor.to_string()).or_default();
+        let before = list.len();
         list.retain(|b| b.expires > now);
+        let mut changed = list.len() != before;
         for (uri, secs) in parsed {
+            let had = list
+                .iter()
+                .any(|b| b.uri == uri && b.source == source && b.transport == transport);
             list.retain(|b| b.uri != uri);
+            changed |= !had || secs == 0;
             if secs > 0 {
                 if list.len() >= self.cfg.max_bindings {
                     return Err(403);
@@ -330,14 +348,20 @@ impl Registrar {
         if list.is_empty() {
             self.bindings.remove(aor);
         }
+        if changed {
+            self.generation += 1;
+        }
         Ok(())
     }
 
     /// Drops expired bindings; reports agents left with none.
     pub fn expire(&mut self, now: Instant) -> Vec<RegistrarEvent> {
         let mut gone = Vec::new();
+        let mut changed = false;
         self.bindings.retain(|agent, bs| {
+            let before = bs.len();
             bs.retain(|b| b.expires > now);
+            changed |= bs.len() != before;
             if bs.is_empty() {
                 gone.push(RegistrarEvent::Unreachable(agent.clone()));
                 false
@@ -345,6 +369,9 @@ impl Registrar {
                 true
             }
         });
+        if changed {
+            self.generation += 1;
+        }
         gone
     }
 

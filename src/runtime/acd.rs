@@ -115,8 +115,8 @@ fn secret() -> [u8; 32] {
 struct Owner {
     acd: Acd,
     registrar: Registrar,
-    /// The phones the shards were last told about.
-    phones: std::sync::Arc<HashMap<SocketAddr, String>>,
+    /// The registrar generation the shards were last told about.
+    phones_generation: Option<u64>,
     udp: std::net::UdpSocket,
     writers: TcpWriters,
     inboxes: Vec<Inbox>,
@@ -133,7 +133,7 @@ async fn run(
     let mut o = Owner {
         acd: Acd::new(now, ctx.agents, ctx.queues),
         registrar: Registrar::new(ctx.registrar, nonces, ctx.passwords),
-        phones: Default::default(),
+        phones_generation: None,
         udp: ctx.udp,
         writers: ctx.writers,
         inboxes,
@@ -195,16 +195,19 @@ impl Owner {
         }
     }
 
+    /// Tells the shards which addresses are agents' phones, when that changed
+    /// (a refresh from the same address does not).
     fn publish_phones(&mut self, now: Instant) {
-        let phones = self.registrar.phones(now);
-        if phones == *self.phones {
+        let generation = self.registrar.generation();
+        if self.phones_generation == Some(generation) {
             return;
         }
-        self.phones = std::sync::Arc::new(phones);
+        self.phones_generation = Some(generation);
+        let phones = std::sync::Arc::new(self.registrar.phones(now));
         for inbox in &self.inboxes {
             let _ = inbox
                 .urgent
-                .try_send(ShardInput::AgentPhones(self.phones.clone()));
+                .try_send(ShardInput::AgentPhones(phones.clone()));
         }
     }
 
