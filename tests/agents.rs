@@ -30,15 +30,20 @@ fn start() -> Vaxel {
     Vaxel::start(&["--config", cfg.to_str().unwrap()])
 }
 
+/// The engine with `extra` added to the agent tests' configuration.
+fn start_with_config(name: &str, edit: impl Fn(String) -> String) -> Vaxel {
+    let text = edit(std::fs::read_to_string(root().join("tests/agents.toml")).unwrap());
+    let cfg = temp_dir(name).join("agents.toml");
+    std::fs::write(&cfg, text).unwrap();
+    Vaxel::start(&["--config", cfg.to_str().unwrap()])
+}
+
 /// The engine challenging with MD5 only: SIPp answers the first challenge
 /// whatever its algorithm, and knows only MD5.
 fn start_md5() -> Vaxel {
-    let text = std::fs::read_to_string(root().join("tests/agents.toml"))
-        .unwrap()
-        .replace("[acd]\n", "[acd]\ndigest_algorithms = [\"MD5\"]\n");
-    let cfg = temp_dir("agents-md5").join("agents.toml");
-    std::fs::write(&cfg, text).unwrap();
-    Vaxel::start(&["--config", cfg.to_str().unwrap()])
+    start_with_config("agents-md5", |t| {
+        t.replace("[acd]\n", "[acd]\ndigest_algorithms = [\"MD5\"]\n")
+    })
 }
 
 /// A running script whose stdout lines are kept with the time they came.
@@ -119,6 +124,7 @@ fn time_of(line: &str) -> f64 {
 }
 
 struct AgentPhone<'a> {
+    transport: &'a str,
     id: &'a str,
     password: &'a str,
     port: u16,
@@ -133,6 +139,7 @@ struct AgentPhone<'a> {
 impl<'a> AgentPhone<'a> {
     fn new(id: &'a str, password: &'a str, port: u16) -> AgentPhone<'a> {
         AgentPhone {
+            transport: "udp",
             id,
             password,
             port,
@@ -159,6 +166,8 @@ impl<'a> AgentPhone<'a> {
             self.codec.into(),
             "--duration".into(),
             self.duration.to_string(),
+            "--transport".into(),
+            self.transport.into(),
         ];
         if let Some(p) = self.play {
             args.extend(["--play".into(), p.display().to_string()]);
@@ -685,4 +694,30 @@ fn a_sipp_agent_answers_and_the_caller_hears_itself_echoed_through_both_legs() {
     wait_sipp(caller, "caller");
     wait_sipp(answer, "agent answering");
     assert!(vaxel.wait_count("talk ended", 1) >= 1);
+}
+
+#[test]
+fn an_agent_registered_over_tcp_is_reached_on_its_connection_after_it_went_idle() {
+    if !isolate("an_agent_registered_over_tcp_is_reached_on_its_connection_after_it_went_idle") {
+        return;
+    }
+    // Idle TCP connections are closed after 2 s, but not one a binding uses.
+    let vaxel = start_with_config("agents-tcp", |t| format!("{t}\n[limits]\ntcp_idle_s = 2\n"));
+    let dir = temp_dir("agents-tcp-voice");
+    let caller_voice = voice("en/welcome-known", &dir);
+    let mut a = AgentPhone::new("alice", "alice-secret", 5080);
+    a.transport = "tcp";
+    a.answer_after = "0.3";
+    let alice = a.start();
+    std::thread::sleep(Duration::from_secs(4));
+    let call = caller(&dir.join("c.wav"), &caller_voice, "PCMU", "0.5", "4");
+    let key = call.wait_for("key sent at", 10).expect("no key");
+    let rang = alice
+        .wait_for("incoming", 5)
+        .unwrap_or_else(|| panic!("the TCP agent was not reached:\n{}", vaxel.log()));
+    assert!(time_of(&rang) - time_of(&key) < 1.0);
+    alice.wait_for("answered", 5).expect("not answered");
+    call.finish();
+    assert!(vaxel.wait_count("agent answered: bridged", 1) >= 1);
+    assert!(vaxel.log().contains("transport=\"TCP\""), "offered over TCP");
 }

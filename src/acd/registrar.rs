@@ -145,6 +145,20 @@ impl Registrar {
             .collect()
     }
 
+    /// The TCP connections live bindings were registered over: the runtime
+    /// keeps them open while the bindings last (the phone is reached on them).
+    pub fn connections(&self, now: Instant) -> std::collections::HashSet<crate::sip::ConnId> {
+        self.bindings
+            .values()
+            .flatten()
+            .filter(|b| b.expires > now)
+            .filter_map(|b| match b.transport {
+                Transport::Tcp(c) => Some(c),
+                Transport::Udp => None,
+            })
+            .collect()
+    }
+
     pub fn binding_count(&self) -> usize {
         self.bindings.values().map(Vec::len).sum()
     }

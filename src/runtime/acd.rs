@@ -117,6 +117,8 @@ struct Owner {
     registrar: Registrar,
     /// The registrar generation the shards were last told about.
     phones_generation: Option<u64>,
+    /// TCP connections kept open because a binding uses them.
+    pinned: std::collections::HashSet<crate::sip::ConnId>,
     udp: std::net::UdpSocket,
     writers: TcpWriters,
     inboxes: Vec<Inbox>,
@@ -134,6 +136,7 @@ async fn run(
         acd: Acd::new(now, ctx.agents, ctx.queues),
         registrar: Registrar::new(ctx.registrar, nonces, ctx.passwords),
         phones_generation: None,
+        pinned: Default::default(),
         udp: ctx.udp,
         writers: ctx.writers,
         inboxes,
@@ -209,6 +212,23 @@ impl Owner {
                 .urgent
                 .try_send(ShardInput::AgentPhones(phones.clone()));
         }
+        // A phone registered over TCP is reached over that connection: it
+        // must not be closed as idle while the binding lasts.
+        let conns = self.registrar.connections(now);
+        let w = self.writers.lock().unwrap_or_else(|p| p.into_inner());
+        use std::sync::atomic::Ordering::Relaxed;
+        for c in conns.difference(&self.pinned) {
+            if let Some(h) = w.get(c) {
+                h.calls.fetch_add(1, Relaxed);
+            }
+        }
+        for c in self.pinned.difference(&conns) {
+            if let Some(h) = w.get(c) {
+                let _ = h.calls.fetch_update(Relaxed, Relaxed, |n| n.checked_sub(1));
+            }
+        }
+        drop(w);
+        self.pinned = conns;
     }
 
     fn registrar_event(&mut self, now: Instant, ev: RegistrarEvent) {
