@@ -1,9 +1,11 @@
 //! The engine over virtual time on sequences: an INVITE, then mutated ACK,
 //! CANCEL, BYE, re-INVITE, INFO, NOTIFY and other requests (in or out of the
 //! dialog), RTP from the caller and from strangers, failed port binds and time
-//! passing. Invariants: nothing panics; no request gets two different final
-//! responses; and once input stops, every call ends and every transaction is
-//! gone (state returns to empty).
+//! passing; and the ACD offering the call to an agent whose phone answers
+//! anything (1xx, 2xx with or without SDP, forks, errors), hangs up or sends
+//! RTP. Invariants: nothing panics; no request gets two different final
+//! responses; and once input stops, every call ends and every transaction
+//! (agent INVITEs left behind included) is gone (state returns to empty).
 #![no_main]
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
@@ -36,6 +38,52 @@ enum Step {
         end: bool,
     },
     Advance(u16),
+    /// The ACD offers the call to an agent (ring timeout in seconds).
+    Offer {
+        ring_s: u8,
+    },
+    /// The agent's phone answers the engine's last INVITE to it.
+    AgentReply {
+        status: u8,
+        tag: bool,
+        sdp: bool,
+    },
+    /// The agent's phone hangs up (BYE in the dialog of tag `a`).
+    AgentBye,
+    /// RTP from the agent's phone to every port.
+    AgentRtp {
+        pt: u8,
+        payload: Vec<u8>,
+    },
+}
+
+const AGENT: &str = "127.0.0.1:5070";
+
+/// The agent phone's response to `invite`.
+fn agent_reply(invite: &str, status: u16, tag: &str, sdp: bool) -> Vec<u8> {
+    let get = |name: &str| {
+        invite
+            .lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or("")
+            .trim_end()
+            .to_string()
+    };
+    let body = if sdp {
+        "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 42000 RTP/AVP 8 96\r\na=rtpmap:96 telephone-event/8000\r\n"
+    } else {
+        ""
+    };
+    format!(
+        "SIP/2.0 {status} X\r\n{}\r\n{}\r\n{};tag={tag}\r\n{}\r\n{}\r\nContact: <sip:agent@{AGENT}>\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{body}",
+        get("Via:"),
+        get("From:"),
+        get("To:"),
+        get("Call-ID:"),
+        get("CSeq:"),
+        body.len()
+    )
+    .into_bytes()
 }
 
 #[derive(Arbitrary, Debug)]
@@ -129,6 +177,8 @@ fuzz_target!(|input: Input| {
         },
     );
     check(drain(&mut e, t0, input.bind_ok), Some(&first), 0, &mut tag);
+    // The engine's last INVITE to the agent's phone.
+    let mut agent_invite: Option<String> = None;
     for step in input.steps.iter().take(64) {
         let now = after(t0, ms);
         let mut sent_req = None;
@@ -208,9 +258,101 @@ fuzz_target!(|input: Input| {
                 ms += u64::from(*d);
                 e.handle_input(after(t0, ms), EngineInput::Timeout);
             }
+            Step::Offer { ring_s } => {
+                let at = AGENT.parse().unwrap();
+                let offer = vaxel::engine::bridge::Offer {
+                    call: vaxel::engine::call::CallRef(1),
+                    agent: "alice".into(),
+                    display: "+46701234567".into(),
+                    ring_timeout: std::time::Duration::from_secs(u64::from(*ring_s % 40)),
+                    bindings: vec![vaxel::acd::registrar::Binding {
+                        uri: format!("sip:alice@{AGENT}"),
+                        transport: Transport::Udp,
+                        source: at,
+                        local,
+                        expires: now + std::time::Duration::from_secs(600),
+                        updated: now,
+                    }],
+                };
+                e.handle_input(now, EngineInput::Offer(offer));
+            }
+            Step::AgentReply {
+                status,
+                tag: fork,
+                sdp,
+            } => {
+                const STATUSES: [u16; 10] = [100, 180, 183, 200, 486, 487, 603, 404, 500, 200];
+                if let Some(inv) = &agent_invite {
+                    let st = STATUSES[usize::from(*status) % STATUSES.len()];
+                    let bytes = agent_reply(inv, st, if *fork { "b" } else { "a" }, *sdp);
+                    e.handle_input(
+                        now,
+                        EngineInput::Sip {
+                            transport: Transport::Udp,
+                            source: AGENT.parse().unwrap(),
+                            local,
+                            data: &bytes,
+                        },
+                    );
+                }
+            }
+            Step::AgentBye => {
+                if let Some(inv) = &agent_invite {
+                    let get = |name: &str| {
+                        inv.lines()
+                            .find(|l| l.starts_with(name))
+                            .unwrap_or("")
+                            .trim_end()
+                            .to_string()
+                    };
+                    let (from, to) = (get("From:"), get("To:"));
+                    let bye = format!(
+                        "BYE sip:vaxel@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP {AGENT};branch=z9hG4bKab{ms}\r\nFrom: {};tag=a\r\nTo: {}\r\n{}\r\nCSeq: 9 BYE\r\nContent-Length: 0\r\n\r\n",
+                        to.trim_start_matches("To:").trim(),
+                        from.trim_start_matches("From:").trim(),
+                        get("Call-ID:")
+                    );
+                    e.handle_input(
+                        now,
+                        EngineInput::Sip {
+                            transport: Transport::Udp,
+                            source: AGENT.parse().unwrap(),
+                            local,
+                            data: bye.as_bytes(),
+                        },
+                    );
+                }
+            }
+            Step::AgentRtp { pt, payload } => {
+                if let Ok(p) = rtp_rs::RtpPacketBuilder::new()
+                    .payload_type(*pt & 0x7f)
+                    .ssrc(9)
+                    .sequence((ms as u16).into())
+                    .timestamp(ms as u32 * 8)
+                    .payload(payload)
+                    .build()
+                {
+                    for port in [20000u16, 20002, 20004, 20006] {
+                        e.handle_input(
+                            now,
+                            EngineInput::Rtp {
+                                port,
+                                from: "127.0.0.1:42000".parse().unwrap(),
+                                data: &p,
+                            },
+                        );
+                    }
+                }
+            }
         }
         let now = after(t0, ms);
-        check(drain(&mut e, now, true), sent_req.as_deref(), ms, &mut tag);
+        let out = drain(&mut e, now, true);
+        for o in &out {
+            if o.starts_with(b"INVITE ") && String::from_utf8_lossy(o).contains("Call-ID: vxa") {
+                agent_invite = Some(String::from_utf8_lossy(o).to_string());
+            }
+        }
+        check(out, sent_req.as_deref(), ms, &mut tag);
     }
     // Input stops: within a few minutes of virtual time everything ends.
     for _ in 0..400 {
