@@ -169,6 +169,18 @@ pub struct QueueConfig {
     /// An agent who missed or declined a caller is not offered that caller
     /// again for this long.
     pub reoffer_after_s: u64,
+    /// A caller waiting this long is sent to the flow's `on_timeout` step (0: no limit).
+    pub max_wait_s: u64,
+    /// A caller joining a queue with this many waiting is sent to the flow's
+    /// `on_full` step (0: no limit).
+    pub max_length: usize,
+    /// Opening hours (as in flows: `mon = "08:00-17:00"`, `holidays = ["se",
+    /// "2026-12-31"]`); a caller joining while closed goes to `on_closed`.
+    pub hours: Option<crate::flow::model::Hours>,
+    /// The time zone of `hours`.
+    pub timezone: String,
+    /// Service level: answered within this many seconds (the queue's figures).
+    pub service_level_s: u64,
 }
 
 impl Default for QueueConfig {
@@ -181,6 +193,11 @@ impl Default for QueueConfig {
             wrap_up_s: 10,
             max_misses: 3,
             reoffer_after_s: 60,
+            max_wait_s: 0,
+            max_length: 0,
+            hours: None,
+            timezone: "Europe/Stockholm".into(),
+            service_level_s: 20,
         }
     }
 }
@@ -538,6 +555,17 @@ impl Config {
             if q.ring_timeout_s == 0 {
                 return bad(format!("queues.{name}.ring_timeout_s must be at least 1"));
             }
+            if let Some(h) = &q.hours {
+                if let Some(p) = h.problems().first() {
+                    return bad(format!("queues.{name}.hours: {p}"));
+                }
+            }
+            if jiff::tz::TimeZone::get(&q.timezone).is_err() {
+                return bad(format!(
+                    "queues.{name}.timezone \"{}\": not an IANA time zone (like Europe/Stockholm)",
+                    q.timezone
+                ));
+            }
         }
         let acd = &self.acd;
         if acd.realm.is_empty()
@@ -558,6 +586,20 @@ impl Config {
             return bad("acd.digest_algorithms: name \"SHA-256\" and/or \"MD5\", each once".into());
         }
         Ok(())
+    }
+
+    /// Each queue's opening hours and their time zone (queues without hours
+    /// are always open).
+    pub fn queue_hours(
+        &self,
+    ) -> std::collections::HashMap<String, (crate::flow::model::Hours, jiff::tz::TimeZone)> {
+        self.queues()
+            .into_iter()
+            .filter_map(|(name, q)| {
+                let tz = jiff::tz::TimeZone::get(&q.timezone).ok()?;
+                Some((name, (q.hours?, tz)))
+            })
+            .collect()
     }
 
     /// The digest algorithms to challenge with, in order.
@@ -605,6 +647,8 @@ impl Config {
                 wrap_up: Duration::from_secs(q.wrap_up_s),
                 max_misses: q.max_misses,
                 reoffer_after: Duration::from_secs(q.reoffer_after_s),
+                max_wait: (q.max_wait_s > 0).then(|| Duration::from_secs(q.max_wait_s)),
+                max_length: (q.max_length > 0).then_some(q.max_length),
             })
             .collect();
         (agents, queues)

@@ -719,5 +719,8 @@ fn an_agent_registered_over_tcp_is_reached_on_its_connection_after_it_went_idle(
     alice.wait_for("answered", 5).expect("not answered");
     call.finish();
     assert!(vaxel.wait_count("agent answered: bridged", 1) >= 1);
-    assert!(vaxel.log().contains("transport=\"TCP\""), "offered over TCP");
+    assert!(
+        vaxel.log().contains("transport=\"TCP\""),
+        "offered over TCP"
+    );
 }

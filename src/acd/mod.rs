@@ -136,6 +136,10 @@ pub struct QueueSettings {
     pub max_misses: u32,
     /// An agent who missed a call is not offered that call again for this long.
     pub reoffer_after: Duration,
+    /// A caller waiting this long is told so (their flow may take them out).
+    pub max_wait: Option<Duration>,
+    /// A caller joining with this many waiting is told so.
+    pub max_length: Option<usize>,
 }
 
 #[derive(Clone, Debug)]
@@ -212,6 +216,12 @@ pub enum AcdCommand {
         display: String,
         ring_timeout: Duration,
     },
+    /// The caller reached a limit of their queue; their flow decides (the
+    /// caller keeps their place unless it takes them out with `Left`).
+    QueueLimit {
+        call: CallKey,
+        limit: crate::flow::model::QueueLimit,
+    },
     /// Something to log: status changes, agents put on break.
     Notice(String),
 }
@@ -227,6 +237,8 @@ struct Waiting {
     offered_to: Option<String>,
     /// Agents not to offer this call again, until when.
     excluded: Vec<(String, Instant)>,
+    /// When the queue's maximum wait passes (cleared once told).
+    wait_limit: Option<Instant>,
 }
 
 #[derive(Debug)]
@@ -298,7 +310,8 @@ impl Acd {
             .waiting
             .iter()
             .flat_map(|w| w.excluded.iter().map(|(_, t)| *t));
-        wrap.chain(excl).min()
+        let limits = self.waiting.iter().filter_map(|w| w.wait_limit);
+        wrap.chain(excl).chain(limits).min()
     }
 
     pub fn handle_timeout(&mut self, now: Instant) {
@@ -312,6 +325,18 @@ impl Acd {
         }
         for w in &mut self.waiting {
             w.excluded.retain(|(_, t)| now < *t);
+            // Told once; not while an agent's phone rings for the caller.
+            if w.wait_limit.is_some_and(|t| now >= t) {
+                if w.offered_to.is_none() {
+                    w.wait_limit = None;
+                    self.out.push_back(AcdCommand::QueueLimit {
+                        call: w.call,
+                        limit: crate::flow::model::QueueLimit::Timeout,
+                    });
+                } else {
+                    w.wait_limit = Some(now + Duration::from_secs(1));
+                }
+            }
         }
         self.dispatch(now);
     }
@@ -327,6 +352,17 @@ impl Acd {
                 if self.waiting.iter().any(|w| w.call == call) {
                     return;
                 }
+                let settings = self.queues.get(&queue);
+                let wait_limit = settings.and_then(|q| q.max_wait).map(|d| now + d);
+                let full = settings.and_then(|q| q.max_length).is_some_and(|max| {
+                    self.waiting.iter().filter(|w| w.queue == queue).count() >= max
+                });
+                if full {
+                    self.out.push_back(AcdCommand::QueueLimit {
+                        call,
+                        limit: crate::flow::model::QueueLimit::Full,
+                    });
+                }
                 self.arrivals += 1;
                 self.waiting.push(Waiting {
                     call,
@@ -337,6 +373,7 @@ impl Acd {
                     caller,
                     offered_to: None,
                     excluded: Vec::new(),
+                    wait_limit,
                 });
             }
             AcdEvent::Left { call } => {

@@ -24,6 +24,8 @@ fn queue() -> QueueSettings {
         wrap_up: 10 * S,
         max_misses: 2,
         reoffer_after: 60 * S,
+        max_wait: None,
+        max_length: None,
     }
 }
 
@@ -261,4 +263,66 @@ fn agents_without_the_skill_or_unreachable_are_not_offered() {
     );
     online(&mut acd, t0 + S, "alice");
     assert_eq!(offers(&mut acd), vec![(1, "alice".to_string())]);
+}
+
+fn limits(acd: &mut Acd) -> Vec<(u64, crate::flow::model::QueueLimit)> {
+    let mut v = Vec::new();
+    while let Some(c) = acd.poll_command() {
+        if let AcdCommand::QueueLimit { call, limit } = c {
+            v.push((call.call, limit));
+        }
+    }
+    v
+}
+
+#[test]
+fn maximum_length_and_maximum_wait_are_told_once_and_the_caller_keeps_the_place() {
+    use crate::flow::model::QueueLimit;
+    let t0 = Instant::now();
+    let mut q = queue();
+    q.max_length = Some(2);
+    q.max_wait = Some(300 * S);
+    let mut acd = Acd::new(t0, vec![agent("alice")], vec![q]);
+    enqueue(&mut acd, t0, 1, 0);
+    enqueue(&mut acd, t0 + S, 2, 0);
+    assert!(limits(&mut acd).is_empty());
+    enqueue(&mut acd, t0 + 2 * S, 3, 0);
+    assert_eq!(limits(&mut acd), vec![(3, QueueLimit::Full)]);
+    assert_eq!(acd.poll_timeout(), Some(t0 + 300 * S));
+    acd.handle_timeout(t0 + 299 * S);
+    assert!(limits(&mut acd).is_empty());
+    acd.handle_timeout(t0 + 300 * S);
+    assert_eq!(limits(&mut acd), vec![(1, QueueLimit::Timeout)]);
+    acd.handle_timeout(t0 + 301 * S);
+    assert_eq!(limits(&mut acd), vec![(2, QueueLimit::Timeout)]);
+    acd.handle_timeout(t0 + 400 * S);
+    assert_eq!(limits(&mut acd), vec![(3, QueueLimit::Timeout)]);
+    acd.handle_timeout(t0 + 900 * S);
+    assert!(limits(&mut acd).is_empty(), "told once");
+    // Nobody was removed: the first caller is still first.
+    assert_eq!(acd.waiting("kundtjanst"), vec![call(1), call(2), call(3)]);
+}
+
+#[test]
+fn maximum_wait_waits_while_an_agent_rings() {
+    use crate::flow::model::QueueLimit;
+    let t0 = Instant::now();
+    let mut q = queue();
+    q.max_wait = Some(10 * S);
+    let mut acd = Acd::new(t0, vec![agent("alice")], vec![q]);
+    online(&mut acd, t0, "alice");
+    enqueue(&mut acd, t0 + 9 * S, 1, 0);
+    assert_eq!(offers(&mut acd), vec![(1, "alice".to_string())]);
+    acd.handle_timeout(t0 + 19 * S);
+    assert!(limits(&mut acd).is_empty(), "not while alice's phone rings");
+    acd.handle(
+        t0 + 21 * S,
+        AcdEvent::OfferFailed {
+            call: call(1),
+            agent: "alice".into(),
+            why: Missed::NoAnswer,
+        },
+    );
+    acd.handle_timeout(t0 + 21 * S);
+    assert_eq!(limits(&mut acd), vec![(1, QueueLimit::Timeout)]);
 }

@@ -7,7 +7,9 @@
 use super::call::{Call, CallRef};
 use super::record::{CallRecord, StoreRequest};
 use super::{Engine, Output};
-use crate::flow::interp::{Customer, FlowAction, FlowEvent, Interp, Lookup, WebhookReply};
+use crate::flow::interp::{
+    Customer, FlowAction, FlowEvent, Interp, Lookup, QueueLimit, WebhookReply,
+};
 use crate::sip::message::{HeaderName, Request};
 use std::time::Instant;
 
@@ -221,6 +223,23 @@ impl Engine {
                     let moving = call.agent.is_none()
                         && call.bridged.is_none()
                         && call.queued.as_ref() != Some(&queue);
+                    if moving && !self.queue_open(now, &queue) {
+                        // Closed: the flow's `on_closed` step, if it has one,
+                        // takes the caller elsewhere (the caller still waits
+                        // otherwise: an agent may be there after hours).
+                        let call = self.calls.get_mut(&id).expect("call exists");
+                        call.span
+                            .in_scope(|| tracing::info!(%queue, "queue closed"));
+                        if let Some(app) = call.app.as_mut() {
+                            app.handle(now, FlowEvent::QueueLimitReached(QueueLimit::Closed));
+                            if app.left_queue() {
+                                continue;
+                            }
+                        }
+                    }
+                    let Some(call) = self.calls.get_mut(&id) else {
+                        return;
+                    };
                     if moving {
                         let key = crate::acd::CallKey {
                             shard: self.cfg.shard,
@@ -238,6 +257,25 @@ impl Engine {
                                 priority,
                                 caller,
                             }));
+                    }
+                }
+                FlowAction::LeaveQueue => {
+                    // Only a caller still waiting leaves (a ringing agent's
+                    // offer ends as the call would).
+                    if call.agent.is_none() && call.bridged.is_none() {
+                        if let Some(q) = call.queued.take() {
+                            if let Some(m) = call.media.as_mut() {
+                                m.stop();
+                            }
+                            call.span
+                                .in_scope(|| tracing::info!(queue = %q, "left the queue"));
+                            let key = crate::acd::CallKey {
+                                shard: self.cfg.shard,
+                                call: id.0,
+                            };
+                            self.out
+                                .push_back(Output::Acd(crate::acd::AcdEvent::Left { call: key }));
+                        }
                     }
                 }
                 FlowAction::Transfer { destination } => {
@@ -278,6 +316,30 @@ impl Engine {
                 }
             }
         }
+    }
+
+    /// A caller reached a limit of their queue: their flow decides (a step
+    /// for it takes them out; otherwise they keep waiting in their place).
+    pub(super) fn queue_limit(&mut self, now: Instant, id: CallRef, limit: QueueLimit) {
+        self.in_progress = Some(id);
+        let Some(call) = self.calls.get(&id) else {
+            return;
+        };
+        if call.queued.is_none() || call.agent.is_some() || call.bridged.is_some() {
+            return;
+        }
+        call.span
+            .in_scope(|| tracing::info!(?limit, "queue limit reached"));
+        self.app_event(now, id, FlowEvent::QueueLimitReached(limit));
+        self.schedule_call(id);
+    }
+
+    /// Whether `queue` is open at `now` (queues without hours always are).
+    fn queue_open(&self, now: Instant, queue: &str) -> bool {
+        let Some((hours, tz)) = self.cfg.queue_hours.get(queue) else {
+            return true;
+        };
+        hours.is_open(tz.to_datetime(self.wall(now)))
     }
 
     /// The record of a call that ends now (and its voicemail, if it was recording).

@@ -78,6 +78,8 @@ pub struct EngineConfig {
     pub country_code: String,
     /// Hold music per queue (prompt cache keys); `music/hold` otherwise.
     pub queue_music: HashMap<String, String>,
+    /// Opening hours per queue, with their time zone (absent: always open).
+    pub queue_hours: Arc<HashMap<String, (crate::flow::model::Hours, jiff::tz::TimeZone)>>,
     /// Transfer destinations by name: the only URIs a REFER may name.
     pub destinations: HashMap<String, String>,
     /// Show callers' numbers in logs (redacted by default).
@@ -108,6 +110,7 @@ impl Default for EngineConfig {
             lookup_timeout: Duration::from_millis(300),
             country_code: "46".into(),
             queue_music: HashMap::new(),
+            queue_hours: Arc::default(),
             destinations: HashMap::new(),
             show_numbers: false,
             seed: 1,
@@ -199,6 +202,11 @@ pub enum Input<'a> {
     },
     /// The ACD offers one of this shard's callers to an agent.
     Offer(bridge::Offer),
+    /// A caller reached a limit of their queue (their flow decides).
+    QueueLimit {
+        call: CallRef,
+        limit: crate::flow::model::QueueLimit,
+    },
     /// The registered agents' phones changed (source address → agent).
     AgentPhones(Arc<HashMap<SocketAddr, String>>),
     /// The front is rate-limiting this source: no response retransmissions to it.
@@ -452,6 +460,7 @@ impl Engine {
             Input::LookupFinished { call, result } => self.lookup_finished(now, call, result),
             Input::WebhookFinished { call, reply } => self.webhook_finished(now, call, reply),
             Input::Offer(offer) => self.handle_offer(now, offer),
+            Input::QueueLimit { call, limit } => self.queue_limit(now, call, limit),
             Input::AgentPhones(phones) => self.agent_phones = phones,
             Input::SourceLimited { ip, until } => self.source_limited(now, ip, until),
             Input::Overloaded(on) => self.overloaded = on,

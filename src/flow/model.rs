@@ -63,6 +63,72 @@ pub struct Human {
     /// The announcement must start within this many seconds of the answer.
     #[serde(default = "default_within")]
     pub within_s: f64,
+    /// Where callers waiting in the human queue go (see [`QueueExits`]).
+    #[serde(default)]
+    pub keys: BTreeMap<String, StepId>,
+    pub on_timeout: Option<StepId>,
+    pub on_full: Option<StepId>,
+    pub on_closed: Option<StepId>,
+}
+
+impl Human {
+    pub fn exits(&self) -> QueueExits {
+        QueueExits {
+            keys: self.keys.clone(),
+            on_timeout: self.on_timeout.clone(),
+            on_full: self.on_full.clone(),
+            on_closed: self.on_closed.clone(),
+        }
+    }
+}
+
+/// Where a caller waiting in a queue goes, by what happened: a key pressed
+/// in the queue (`keys = { "1" = "book_callback" }`), the queue's maximum wait
+/// passed, its maximum length reached, or its hours closed (the limits and
+/// hours are the queue's, in `vaxel.toml`). Without a step for it, the caller
+/// keeps waiting in their place.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct QueueExits {
+    pub keys: BTreeMap<String, StepId>,
+    pub on_timeout: Option<StepId>,
+    pub on_full: Option<StepId>,
+    pub on_closed: Option<StepId>,
+}
+
+impl QueueExits {
+    /// The steps named, with their fields.
+    pub fn targets(&self) -> Vec<(&'static str, Option<&StepId>)> {
+        let mut v: Vec<_> = self.keys.values().map(|s| ("keys", Some(s))).collect();
+        for (f, t) in [
+            ("on_timeout", &self.on_timeout),
+            ("on_full", &self.on_full),
+            ("on_closed", &self.on_closed),
+        ] {
+            if t.is_some() {
+                v.push((f, t.as_ref()));
+            }
+        }
+        v
+    }
+
+    pub fn on(&self, limit: QueueLimit) -> Option<&StepId> {
+        match limit {
+            QueueLimit::Timeout => self.on_timeout.as_ref(),
+            QueueLimit::Full => self.on_full.as_ref(),
+            QueueLimit::Closed => self.on_closed.as_ref(),
+        }
+    }
+}
+
+/// What a queue tells a waiting caller's flow.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum QueueLimit {
+    /// The caller waited the queue's `max_wait_s`.
+    Timeout,
+    /// The caller joined a queue holding `max_length` callers already.
+    Full,
+    /// The queue's hours are closed.
+    Closed,
 }
 
 fn default_human_key() -> char {
@@ -221,6 +287,12 @@ pub enum Step {
         priority: i32,
         #[serde(default)]
         prompts: Vec<String>,
+        /// Keys bound inside the queue, and where limits send the caller.
+        #[serde(default)]
+        keys: BTreeMap<String, StepId>,
+        on_timeout: Option<StepId>,
+        on_full: Option<StepId>,
+        on_closed: Option<StepId>,
     },
     /// Send the call to a configured SIP destination.
     Transfer {
@@ -368,11 +440,12 @@ impl Step {
         }
     }
 
-    /// Whether the step waits for the caller's keys (and so breaks a loop).
+    /// Whether the step waits for the caller's keys (and so breaks a loop; a
+    /// queue waits for an agent, its limits or a key).
     pub fn takes_input(&self) -> bool {
         matches!(
             self,
-            Step::Menu { .. } | Step::Collect { .. } | Step::Voicemail { .. }
+            Step::Menu { .. } | Step::Collect { .. } | Step::Voicemail { .. } | Step::Queue { .. }
         )
     }
 
@@ -442,7 +515,26 @@ impl Step {
                 v
             }
             Step::Transfer { fallback, .. } => vec![("fallback", fallback.as_ref())],
-            Step::Queue { .. } | Step::Hangup { .. } | Step::GotoFlow { .. } => vec![],
+            Step::Queue {
+                keys,
+                on_timeout,
+                on_full,
+                on_closed,
+                ..
+            } => {
+                let mut v: Vec<_> = keys.values().map(|s| ("keys", Some(s))).collect();
+                for (f, t) in [
+                    ("on_timeout", on_timeout),
+                    ("on_full", on_full),
+                    ("on_closed", on_closed),
+                ] {
+                    if let Some(t) = t {
+                        v.push((f, Some(t)));
+                    }
+                }
+                v
+            }
+            Step::Hangup { .. } | Step::GotoFlow { .. } => vec![],
         }
     }
 }

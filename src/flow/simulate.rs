@@ -191,6 +191,10 @@ pub fn run(set: Arc<FlowSet>, sc: &Scenario) -> Result<Transcript, String> {
                     ));
                     ended = true;
                 }
+                FlowAction::LeaveQueue => {
+                    tr.lines.push(format!("{t}  leaves the queue"));
+                    ended = false;
+                }
                 FlowAction::Transfer { destination } => {
                     tr.lines
                         .push(format!("{t}  transferred to \"{destination}\""));

@@ -350,9 +350,49 @@ fn check_flow(set: &FlowSet, flow: &Flow, known: &Known, out: &mut Vec<Problem>)
             check_vars(out, line, id, vec![v.as_str()]);
         }
     }
+    for (id, spanned) in &doc.steps {
+        if let Step::Queue { keys, .. } = spanned.get_ref() {
+            for k in keys.keys() {
+                if k.len() != 1 || !"0123456789*#".contains(k.as_str()) || k.starts_with(human.key)
+                {
+                    out.push(Problem::error(
+                        path,
+                        flow.line(spanned.span()),
+                        format!("step \"{id}\": keys: \"{k}\" is not a phone key other than the human key"),
+                    ));
+                }
+            }
+        }
+    }
+    // The human queue's exits: reachable from anywhere (the human key).
+    let human_exits = human.exits();
+    for (field, t) in human_exits.targets() {
+        if let Some(t) = t.filter(|t| !doc.steps.contains_key(*t)) {
+            out.push(Problem::error(
+                path,
+                hline,
+                format!("human: `{field}` names step \"{t}\", which does not exist"),
+            ));
+        }
+    }
+    for k in human_exits.keys.keys() {
+        if k.len() != 1 || !"0123456789*#".contains(k.as_str()) || k.starts_with(human.key) {
+            out.push(Problem::error(
+                path,
+                hline,
+                format!("human.keys: \"{k}\" is not a phone key other than the human key"),
+            ));
+        }
+    }
     // Unreachable steps.
     let mut seen = HashSet::new();
     let mut stack = vec![doc.start.get_ref().clone()];
+    stack.extend(
+        human_exits
+            .targets()
+            .into_iter()
+            .filter_map(|(_, t)| t.cloned()),
+    );
     while let Some(id) = stack.pop() {
         if !seen.insert(id.clone()) {
             continue;

@@ -277,6 +277,17 @@ impl Owner {
         while let Some(cmd) = self.acd.poll_command() {
             match cmd {
                 AcdCommand::Notice(n) => tracing::info!("{n}"),
+                AcdCommand::QueueLimit { call, limit } => {
+                    if let Some(i) = self.inboxes.get(call.shard) {
+                        let _ = i
+                            .urgent
+                            .send(ShardInput::QueueLimit {
+                                call: CallRef(call.call),
+                                limit,
+                            })
+                            .await;
+                    }
+                }
                 AcdCommand::Offer {
                     call,
                     agent,

@@ -90,6 +90,11 @@ pub(crate) enum ShardInput {
     Offer(crate::engine::bridge::Offer),
     /// The registered agents' phones changed (source address → agent).
     AgentPhones(Arc<HashMap<SocketAddr, String>>),
+    /// A caller on this shard reached a limit of their queue.
+    QueueLimit {
+        call: crate::engine::call::CallRef,
+        limit: crate::flow::model::QueueLimit,
+    },
     Drain,
 }
 
@@ -155,6 +160,7 @@ pub fn serve(cfg: Config) -> Result<(), RuntimeError> {
         .map(|(name, q)| (name, q.music))
         .collect();
 
+    let queue_hours = Arc::new(cfg.queue_hours());
     let fd_limit = raise_fd_limit(cfg.sip.max_calls);
     // TCP connections are kept below what the descriptors left after every
     // call's RTP socket and some headroom (store, flows, logs) allow.
@@ -264,6 +270,7 @@ pub fn serve(cfg: Config) -> Result<(), RuntimeError> {
             lookup_timeout: Duration::from_millis(cfg.data.lookup_timeout_ms),
             country_code: cfg.data.country_code.clone(),
             queue_music: queue_music.clone(),
+            queue_hours: queue_hours.clone(),
             destinations: cfg
                 .destinations
                 .iter()

@@ -238,6 +238,11 @@ fn handle_batch(
             ShardInput::AgentPhones(phones) => {
                 s.engine.handle_input(now, Input::AgentPhones(phones))
             }
+            ShardInput::QueueLimit { call, limit } => {
+                guarded(&mut s.engine, now, |e| {
+                    e.handle_input(now, Input::QueueLimit { call, limit })
+                });
+            }
             ShardInput::Offer(offer) => {
                 guarded(&mut s.engine, now, |e| {
                     e.handle_input(now, Input::Offer(offer))

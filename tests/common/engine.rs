@@ -51,7 +51,11 @@ pub fn prompts() -> PromptCache {
 pub fn flows() -> Arc<FlowSet> {
     let file =
         std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/flows/readback.toml");
-    let text = std::fs::read_to_string(&file).unwrap();
+    flows_from(file.clone(), std::fs::read_to_string(&file).unwrap())
+}
+
+/// A flow given as text, with the synthetic prompts.
+pub fn flows_from(file: std::path::PathBuf, text: String) -> Arc<FlowSet> {
     let (set, problems) =
         vaxel::flow::load::load_sources(&[(file, text)], prompts(), &Config::default().known());
     Arc::new(set.unwrap_or_else(|| panic!("{problems:?}")))
@@ -71,8 +75,12 @@ pub struct Harness {
 
 impl Harness {
     pub fn new(cfg: EngineConfig, max_calls: usize) -> Harness {
+        Harness::with_flows(cfg, max_calls, flows())
+    }
+
+    pub fn with_flows(cfg: EngineConfig, max_calls: usize, flows: Arc<FlowSet>) -> Harness {
         Harness {
-            e: Engine::new(cfg, flows(), Arc::new(CallGate::new(max_calls))),
+            e: Engine::new(cfg, flows, Arc::new(CallGate::new(max_calls))),
             now: Instant::now(),
             sip: vec![],
             rtp: vec![],

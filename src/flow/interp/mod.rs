@@ -12,7 +12,8 @@
 //! Never does I/O and never reads the clock: wall time is the answer's
 //! timestamp plus the `Instant`s given.
 
-use super::model::{HumanKeyInCollect, SayKind, Step, StepId};
+pub use super::model::QueueLimit;
+use super::model::{HumanKeyInCollect, QueueExits, SayKind, Step, StepId};
 use super::{Flow, FlowSet};
 use eval::needs_customer;
 
@@ -59,6 +60,8 @@ pub enum FlowEvent {
     /// `None`: timeout, HTTP error or unreadable reply.
     WebhookFinished(Option<WebhookReply>),
     TransferFailed,
+    /// The queue the caller waits in reached a limit (or is closed).
+    QueueLimitReached(QueueLimit),
 }
 
 /// What the call should do (imperative). Prompt names are cache keys
@@ -68,12 +71,14 @@ pub enum FlowAction {
     /// Stop what plays and play these, in order; `PlaybackFinished` follows.
     Play(Vec<String>),
     StopPlayback,
-    /// Join a queue. Until the ACD exists it rings nobody: hold music plays.
+    /// Join a queue: hold music until an agent answers.
     Enqueue {
         queue: String,
         priority: i32,
         human: bool,
     },
+    /// Leave the queue (a key bound in it, or a limit with a step to go to).
+    LeaveQueue,
     /// Blind transfer to a configured destination (by name).
     Transfer {
         destination: String,
@@ -154,6 +159,7 @@ enum Wait {
     Recording,
     Queue {
         human: bool,
+        exits: QueueExits,
     },
     Transfer,
     Done,
@@ -168,6 +174,7 @@ enum After {
         queue: String,
         priority: i32,
         human: bool,
+        exits: QueueExits,
     },
     Transfer(String),
     Record(Duration),
@@ -372,13 +379,14 @@ impl Interp {
                 queue,
                 priority,
                 human,
+                exits,
             } => {
                 self.actions.push_back(FlowAction::Enqueue {
                     queue,
                     priority,
                     human,
                 });
-                self.wait = Wait::Queue { human };
+                self.wait = Wait::Queue { human, exits };
             }
             After::Transfer(destination) => {
                 self.outcome = Some(Outcome::Transferred {
@@ -498,7 +506,17 @@ impl Interp {
                 queue,
                 priority,
                 prompts,
+                keys: exit_keys,
+                on_timeout,
+                on_full,
+                on_closed,
             } => {
+                let exits = QueueExits {
+                    keys: exit_keys,
+                    on_timeout,
+                    on_full,
+                    on_closed,
+                };
                 self.outcome = Some(Outcome::Queued {
                     queue: queue.clone(),
                 });
@@ -511,6 +529,7 @@ impl Interp {
                         queue,
                         priority,
                         human: false,
+                        exits,
                     },
                 );
             }
@@ -612,6 +631,13 @@ impl Interp {
                     None => self.fail_to(now, fallback),
                 }
             }
+            FlowEvent::QueueLimitReached(limit) => {
+                if let Wait::Queue { exits, .. } = &self.wait {
+                    if let Some(step) = exits.on(limit).cloned() {
+                        self.leave_queue(now, step);
+                    }
+                }
+            }
             FlowEvent::TransferFailed => {
                 if self.wait == Wait::Transfer {
                     self.outcome = None;
@@ -623,6 +649,19 @@ impl Interp {
                 }
             }
         }
+    }
+
+    /// Whether the caller is no longer waiting in a queue (after a limit).
+    pub fn left_queue(&self) -> bool {
+        !matches!(self.wait, Wait::Queue { .. })
+    }
+
+    /// Out of the queue (its music stops with the next step's prompts).
+    fn leave_queue(&mut self, now: Instant, step: StepId) {
+        self.actions.push_back(FlowAction::LeaveQueue);
+        self.wait = Wait::Nothing;
+        self.outcome = None;
+        self.enter(now, &step);
     }
 
     /// Goes to `step`, or to the human target when there is none.
@@ -653,6 +692,7 @@ impl Interp {
             keys,
             false,
             After::Enqueue {
+                exits: h.exits(),
                 queue: h.queue,
                 priority: h.priority,
                 human: true,
@@ -686,7 +726,16 @@ impl Interp {
 
     fn digit(&mut self, now: Instant, d: Digit) {
         match self.wait.clone() {
-            Wait::Done | Wait::Transfer | Wait::Queue { human: true } => return,
+            Wait::Done | Wait::Transfer => return,
+            Wait::Queue { human, exits } => {
+                if let Some(step) = exits.keys.get(&d.0.to_string()) {
+                    return self.leave_queue(now, step.clone());
+                }
+                // The human key in the human queue keeps the caller's place.
+                if human {
+                    return;
+                }
+            }
             _ => {}
         }
         if d.0 == self.flow.human_key() && !self.human_key_is_input() {
