@@ -724,3 +724,35 @@ fn an_agent_registered_over_tcp_is_reached_on_its_connection_after_it_went_idle(
         "offered over TCP"
     );
 }
+
+#[test]
+fn the_registrar_answers_rfc4475_registers_as_a_registrar_should() {
+    use vaxel::acd::digest::Nonces;
+    use vaxel::acd::registrar::{Registrar, RegistrarSettings};
+    use vaxel::sip::message::Message;
+    let t0 = Instant::now();
+    let mut r = Registrar::new(
+        RegistrarSettings::default(),
+        Nonces::new([3; 32], t0, Duration::from_secs(300)),
+        [("user".to_string(), "a-long-secret".to_string())].into(),
+    );
+    let src = "127.0.0.1:5070".parse().unwrap();
+    // An unknown authorization scheme and an escaped Contact: challenged
+    // (credentials come first); nothing is bound, nothing counts as a failure.
+    for (file, want) in [
+        ("regaut01.dat", 401),
+        ("regescrt.dat", 401),
+        ("regbadct.dat", 401),
+    ] {
+        let data = std::fs::read(shared_dir().join("sip-torture").join(file)).unwrap();
+        let Ok(Message::Request(req)) = vaxel::sip::parse::parse_message(&data, false) else {
+            // Unparseable ones go to a shard, which answers 400 (tests/torture.rs).
+            continue;
+        };
+        let (resp, events) = r.on_register(t0, &req, vaxel::sip::Transport::Udp, src, src);
+        assert_eq!(resp.status, want, "{file}");
+        assert!(events.is_empty(), "{file}: {events:?}");
+    }
+    assert_eq!(r.binding_count(), 0);
+    assert_eq!(r.refused, 0);
+}

@@ -110,7 +110,8 @@ fn expected(file: &str) -> Option<u16> {
         "badaspec.dat" => 200, // liberal: LWS inside <> tolerated
         "intmeth.dat" | "esc02.dat" => 501,
         "mpart01.dat" => 405, // MESSAGE: known, not served
-        // REGISTER: no registrar yet; known method, 405 with Allow.
+        // REGISTER: the front hands valid ones to the registrar (the ACD
+        // owner; see tests/agents.rs); one that reaches a shard gets 405.
         "dblreq.dat" | "escnull.dat" | "cparam01.dat" | "cparam02.dat" | "regescrt.dat"
         | "unksm2.dat" | "regaut01.dat" => 405,
         // 3.1.2 invalid

@@ -232,7 +232,11 @@ impl Registrar {
             .get(&HeaderName::Other("Authorization".into()))
             .map(Authorization::parse);
         let auth = match auth {
-            None => return (self.challenge(now, req, source, false), events),
+            // No credentials, or a scheme other than Digest (RFC 4475's
+            // regaut01): challenge.
+            None | Some(Err(super::digest::DigestError::NotDigest)) => {
+                return (self.challenge(now, req, source, false), events)
+            }
             Some(Err(_)) => {
                 self.fail(now, source.ip(), &aor, &mut events);
                 return (self.respond(req, 400, source), events);

@@ -179,12 +179,24 @@ async fn run(
 impl Owner {
     fn on_register(&mut self, r: Register) {
         let now = Instant::now();
-        let Ok(Message::Request(req)) = parse_message(&r.data, r.transport.is_reliable()) else {
-            return; // the shards count malformed input; a REGISTER here parsed in peek only
+        let req = match parse_message(&r.data, r.transport.is_reliable()) {
+            Ok(Message::Request(req)) if req.method == Method::Register => req,
+            // Malformed (or not a REGISTER after all): a shard answers it as
+            // it answers any broken request (400 with the reason), and counts it.
+            _ => {
+                let i = super::shard_for(&r.data, self.inboxes.len());
+                if let Some(inbox) = self.inboxes.get(i) {
+                    let _ = inbox.fresh.try_send(ShardInput::Sip {
+                        transport: r.transport,
+                        source: r.source,
+                        local: r.local,
+                        data: r.data,
+                        received: now,
+                    });
+                }
+                return;
+            }
         };
-        if req.method != Method::Register {
-            return;
-        }
         let (resp, events) = self
             .registrar
             .on_register(now, &req, r.transport, r.source, r.local);
