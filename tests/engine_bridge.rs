@@ -14,8 +14,8 @@ use vaxel::acd::registrar::Binding;
 use vaxel::acd::{AcdEvent, Missed};
 use vaxel::engine::bridge::Offer;
 use vaxel::engine::call::CallRef;
+use vaxel::engine::EngineConfig;
 use vaxel::engine::Input;
-use vaxel::engine::{EngineConfig, StoreRequest};
 use vaxel::media::g711::{alaw_to_linear, linear_to_alaw, linear_to_ulaw};
 use vaxel::sip::message::{HeaderName, Message, Request};
 use vaxel::sip::parse::parse_datagram;
@@ -35,42 +35,7 @@ fn cfg() -> EngineConfig {
 
 /// A caller who pressed 0 and waits in the queue: the dialog's tag and call.
 fn queued(h: &mut Harness, id: &str) -> (String, CallRef) {
-    h.send(&invite(id, &format!("z9hG4bK{id}"), "0 101"));
-    let call = h
-        .store
-        .iter()
-        .find_map(|r| match r {
-            StoreRequest::Lookup { call, .. } => Some(*call),
-            _ => None,
-        })
-        .unwrap();
-    h.e.handle_input(
-        h.now,
-        Input::LookupFinished {
-            call,
-            result: Ok(None),
-        },
-    );
-    h.drain();
-    let tag = to_tag(h.responses().iter().find(|r| r.status == 200).unwrap());
-    h.send(&in_dialog(
-        "ACK",
-        id,
-        &tag,
-        1,
-        &format!("z9hG4bKa{id}"),
-        ("", ""),
-    ));
-    h.advance(Duration::from_millis(300));
-    h.send(&in_dialog(
-        "INFO",
-        id,
-        &tag,
-        2,
-        &format!("z9hG4bKi{id}"),
-        ("application/dtmf-relay", "Signal=0\r\nDuration=160\r\n"),
-    ));
-    h.advance(Duration::from_millis(1000));
+    let (tag, call) = h.caller_presses_zero(id, 300, 1000);
     assert!(
         matches!(h.acd.last(), Some(AcdEvent::Enqueued { queue, .. }) if queue == "kundtjanst"),
         "{:?}",
@@ -156,17 +121,6 @@ fn sent_on(h: &Harness, port: u16, after: usize) -> Vec<(u16, u32, u32, bool, u8
             )
         })
         .collect()
-}
-
-fn record(h: &Harness) -> vaxel::engine::CallRecord {
-    h.store
-        .iter()
-        .rev()
-        .find_map(|r| match r {
-            StoreRequest::RecordCall(r) => Some((**r).clone()),
-            _ => None,
-        })
-        .expect("a call record")
 }
 
 #[test]
@@ -299,7 +253,7 @@ fn answered_offer_bridges_both_ways_with_one_continuous_stream_and_transcoding()
         .unwrap()
         .contains(&format!("tag={tag}")));
     assert!(matches!(h.acd.last(), Some(AcdEvent::TalkEnded { agent, .. }) if agent == "alice"));
-    let r = record(&h);
+    let r = h.record();
     assert_eq!(r.agent.as_deref(), Some("alice"));
     assert_eq!(r.outcome, "answered");
     assert_eq!(r.ended_by, "agent");

@@ -455,17 +455,6 @@ fn lookup_of(h: &Harness) -> Option<(vaxel::engine::call::CallRef, String)> {
     })
 }
 
-fn record_of(h: &Harness) -> vaxel::engine::CallRecord {
-    h.store
-        .iter()
-        .rev()
-        .find_map(|r| match r {
-            StoreRequest::RecordCall(r) => Some((**r).clone()),
-            _ => None,
-        })
-        .expect("a call record")
-}
-
 #[test]
 fn a_store_that_does_not_answer_in_300_ms_leaves_the_caller_unknown_and_the_call_going() {
     let mut h = Harness::new(EngineConfig::default(), 10);
@@ -514,7 +503,7 @@ fn a_store_that_does_not_answer_in_300_ms_leaves_the_caller_unknown_and_the_call
         "z9hG4bKb20",
         ("", ""),
     ));
-    let r = record_of(&h);
+    let r = h.record();
     assert_eq!(r.caller, "+46701234567");
     assert_eq!(r.flow, "readback");
     assert_eq!(r.path.first().map(String::as_str), Some("welcome"));
@@ -579,7 +568,7 @@ fn the_human_key_during_the_welcome_goes_to_the_human_queue_at_once() {
         "z9hG4bKb21",
         ("", ""),
     ));
-    let r = record_of(&h);
+    let r = h.record();
     assert_eq!(r.human_key_ms, Some(500));
     assert_eq!(r.queue.as_deref(), Some("kundtjanst"));
     assert_eq!(r.outcome, "abandoned", "left the queue before an agent");

@@ -9,7 +9,7 @@ use common::engine::*;
 use std::sync::Arc;
 use std::time::Duration;
 use vaxel::acd::AcdEvent;
-use vaxel::engine::{EngineConfig, Input, StoreRequest};
+use vaxel::engine::{EngineConfig, Input};
 use vaxel::flow::model::{Hours, QueueLimit};
 
 const FLOW: &str = r#"
@@ -75,54 +75,11 @@ fn harness(hours: Option<Hours>, wall: &str) -> Harness {
 
 /// A caller answered and pressing 0 half a second in; returns the dialog tag.
 fn press_zero(h: &mut Harness, id: &str) -> String {
-    h.send(&invite(id, &format!("z9hG4bK{id}"), "0 101"));
-    let call = h
-        .store
-        .iter()
-        .find_map(|r| match r {
-            StoreRequest::Lookup { call, .. } => Some(*call),
-            _ => None,
-        })
-        .unwrap();
-    h.e.handle_input(
-        h.now,
-        Input::LookupFinished {
-            call,
-            result: Ok(None),
-        },
-    );
-    h.drain();
-    let tag = to_tag(h.responses().iter().find(|r| r.status == 200).unwrap());
-    h.send(&in_dialog(
-        "ACK",
-        id,
-        &tag,
-        1,
-        &format!("z9hG4bKa{id}"),
-        ("", ""),
-    ));
-    h.advance(Duration::from_millis(500));
-    h.send(&in_dialog(
-        "INFO",
-        id,
-        &tag,
-        2,
-        &format!("z9hG4bKi{id}"),
-        ("application/dtmf-relay", "Signal=0\r\nDuration=160\r\n"),
-    ));
-    h.advance(Duration::from_millis(500));
-    tag
+    h.caller_presses_zero(id, 500, 500).0
 }
 
 fn path(h: &Harness) -> Vec<String> {
-    h.store
-        .iter()
-        .rev()
-        .find_map(|r| match r {
-            StoreRequest::RecordCall(r) => Some(r.path.clone()),
-            _ => None,
-        })
-        .expect("a call record")
+    h.record().path
 }
 
 fn enqueued(h: &Harness) -> bool {
@@ -131,16 +88,6 @@ fn enqueued(h: &Harness) -> bool {
 
 fn left(h: &Harness) -> bool {
     h.acd.iter().any(|e| matches!(e, AcdEvent::Left { .. }))
-}
-
-fn call_ref(h: &Harness) -> vaxel::engine::call::CallRef {
-    h.store
-        .iter()
-        .find_map(|r| match r {
-            StoreRequest::Lookup { call, .. } => Some(*call),
-            _ => None,
-        })
-        .unwrap()
 }
 
 #[test]
@@ -176,7 +123,7 @@ fn the_maximum_wait_takes_the_caller_to_on_timeout_and_the_human_key_does_nothin
         ("application/dtmf-relay", "Signal=0\r\nDuration=160\r\n"),
     ));
     assert_eq!(h.acd.len(), 1, "{:?}", h.acd);
-    let call = call_ref(&h);
+    let call = h.first_call();
     h.e.handle_input(
         h.now,
         Input::QueueLimit {
@@ -194,7 +141,7 @@ fn the_maximum_wait_takes_the_caller_to_on_timeout_and_the_human_key_does_nothin
 fn a_limit_with_no_step_for_it_leaves_the_caller_waiting() {
     let mut h = harness(None, "2026-11-24T10:00:00Z");
     press_zero(&mut h, "q3");
-    let call = call_ref(&h);
+    let call = h.first_call();
     h.e.handle_input(
         h.now,
         Input::QueueLimit {

@@ -8,7 +8,7 @@
 
 use super::bridge::{AgentLeg, AgentLegState, Bridged};
 use super::call::{CallRef, Leg};
-use super::uas::host_port;
+use super::uas::via;
 use super::{Engine, Output, TimerRef};
 use crate::acd::{AcdEvent, Missed};
 use crate::media::relay::Relay;
@@ -19,7 +19,7 @@ use crate::sip::sdp::{self, SessionDescription};
 use crate::sip::transaction::{
     Action, ClientInvite, ClientInviteEvent, ClientInviteState, ClientNonInvite,
 };
-use crate::sip::{TransactionKey, Transport, MAGIC_COOKIE};
+use crate::sip::{TransactionKey, Transport};
 use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
@@ -99,7 +99,7 @@ impl Engine {
     /// A 2xx from the agent's phone: the first makes the dialog and the bridge;
     /// a retransmission is re-ACKed; another fork's is ACKed and hung up.
     fn agent_2xx(&mut self, now: Instant, id: CallRef, resp: Response) {
-        let via = format!("{}{}", MAGIC_COOKIE, self.token());
+        let branch = self.branch();
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
@@ -108,11 +108,8 @@ impl Engine {
         };
         let (transport, dest, local) =
             (leg.binding.transport, leg.binding.source, leg.binding.local);
-        let via = format!(
-            "SIP/2.0/{} {};branch={via};rport",
-            transport.via_name(),
-            host_port(leg.local_ip, local.port())
-        );
+        let local_ip = leg.local_ip;
+        let via = via(transport, local_ip, local.port(), &branch);
         let Some(invite) = leg.invite.as_ref().map(|t| t.request().clone()) else {
             return;
         };
@@ -129,7 +126,7 @@ impl Engine {
                     });
                 }
             } else {
-                self.ack_and_bye(now, d, via);
+                self.ack_and_bye(now, d, local_ip);
             }
             return;
         }
@@ -227,16 +224,30 @@ impl Engine {
 
     /// ACKs and ends a dialog the engine does not want (a second fork, or an
     /// answer after the call was gone).
-    fn ack_and_bye(&mut self, now: Instant, mut d: Dialog, via: String) {
-        let ack = d.ack(1, &via).to_bytes();
-        self.send_sip(d.transport, d.peer, ack);
-        let branch = format!("{}{}", MAGIC_COOKIE, self.token());
-        let via = via
-            .rsplit_once(";branch=")
-            .map(|(v, _)| format!("{v};branch={branch};rport"))
-            .unwrap_or(via);
-        let bye = d.request(Method::Bye, &via);
-        self.start_client_tx(now, d.transport, d.peer, &branch, bye, None);
+    fn ack_and_bye(&mut self, now: Instant, mut d: Dialog, local_ip: IpAddr) {
+        let branch = self.branch();
+        let ack = d.ack(1, &via(d.transport, local_ip, d.local.port(), &branch));
+        self.send_sip(d.transport, d.peer, ack.to_bytes());
+        self.request_in(now, &mut d, local_ip, Method::Bye, vec![], None);
+    }
+
+    /// CANCELs an agent leg's INVITE (§9.1): same branch, its own transaction,
+    /// over the flow the INVITE went.
+    pub(super) fn send_cancel(
+        &mut self,
+        now: Instant,
+        invite: &Request,
+        (transport, dest): (Transport, SocketAddr),
+    ) {
+        let cancel = cancel_for(invite);
+        let branch = invite
+            .headers
+            .list(&HeaderName::Via)
+            .next()
+            .and_then(|v| crate::sip::header::Via::parse(v).ok())
+            .and_then(|v| v.branch().map(str::to_string))
+            .unwrap_or_default();
+        self.start_client_tx(now, transport, dest, &branch, cancel, None);
     }
 
     /// Sends a non-INVITE request in a client transaction.
@@ -286,35 +297,22 @@ impl Engine {
         }
         leg.state = AgentLegState::Cancelling(why);
         leg.give_up_at = Some(now + self.cfg.timers.t1x64());
-        let Some(invite) = leg.invite.as_ref().map(|t| t.request().clone()) else {
-            return;
-        };
-        let (transport, dest) = (leg.binding.transport, leg.binding.source);
-        let cancel = cancel_for(&invite);
-        let branch = invite
-            .headers
-            .list(&HeaderName::Via)
-            .next()
-            .and_then(|v| crate::sip::header::Via::parse(v).ok())
-            .and_then(|v| v.branch().map(str::to_string))
-            .unwrap_or_default();
-        self.start_client_tx(now, transport, dest, &branch, cancel, None);
+        let target = (leg.binding.transport, leg.binding.source);
+        if let Some(invite) = leg.invite.as_ref().map(|t| t.request().clone()) {
+            self.send_cancel(now, &invite, target);
+        }
         self.schedule_call(id);
     }
 
     /// Ends a talking agent leg with BYE.
     fn hang_up_agent(&mut self, now: Instant, id: CallRef, why: Option<Missed>, reason: &str) {
-        let via_branch = format!("{}{}", MAGIC_COOKIE, self.token());
-        if let Some(leg) = self.calls.get_mut(&id).and_then(|c| c.agent.as_mut()) {
-            if let Some(mut d) = leg.dialog.take() {
-                let via = format!(
-                    "SIP/2.0/{} {};branch={via_branch};rport",
-                    d.transport.via_name(),
-                    host_port(leg.local_ip, d.local.port())
-                );
-                let bye = d.request(Method::Bye, &via);
-                self.start_client_tx(now, d.transport, d.peer, &via_branch, bye, None);
-            }
+        let dialog = self
+            .calls
+            .get_mut(&id)
+            .and_then(|c| c.agent.as_mut())
+            .and_then(|leg| Some((leg.dialog.take()?, leg.local_ip)));
+        if let Some((mut d, local_ip)) = dialog {
+            self.request_in(now, &mut d, local_ip, Method::Bye, vec![], None);
         }
         self.drop_agent_leg(now, id, why, reason);
     }
@@ -399,7 +397,6 @@ impl Engine {
     }
 
     fn on_orphan_response(&mut self, now: Instant, call_id: &str, resp: &Response) {
-        let via = format!("{}{}", MAGIC_COOKIE, self.token());
         let Some(o) = self.orphans.get_mut(call_id) else {
             return;
         };
@@ -409,14 +406,9 @@ impl Engine {
                 self.send_sip(transport, dest, a)
             }
             ClientInviteEvent::Deliver if resp.status >= 200 => {
-                let invite = o.tx.request().clone();
-                let via = format!(
-                    "SIP/2.0/{} {};branch={via};rport",
-                    transport.via_name(),
-                    host_port(o.local_ip, o.local.port())
-                );
-                if let Some(d) = Dialog::uac(&invite, resp, transport, dest, o.local) {
-                    self.ack_and_bye(now, d, via);
+                let (local, local_ip) = (o.local, o.local_ip);
+                if let Some(d) = Dialog::uac(o.tx.request(), resp, transport, dest, local) {
+                    self.ack_and_bye(now, d, local_ip);
                 }
             }
             _ => {}

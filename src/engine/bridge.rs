@@ -16,17 +16,17 @@
 //! in-dialog requests.
 
 use super::call::{Call, CallRef, Leg};
-use super::uas::host_port;
+use super::uas::{host_port, via};
 use super::{Engine, Output};
 use crate::acd::registrar::Binding;
 use crate::acd::{AcdEvent, CallKey, Missed};
 use crate::media::relay::Relay;
 use crate::media::session::MediaSession;
-use crate::sip::dialog::{cancel_for, Dialog};
+use crate::sip::dialog::Dialog;
 use crate::sip::message::{HeaderName, Headers, Method, Request};
 use crate::sip::sdp::{self, SessionDescription};
 use crate::sip::transaction::ClientInvite;
-use crate::sip::{make_response, TransactionKey, Transport, MAGIC_COOKIE};
+use crate::sip::{make_response, TransactionKey, Transport};
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
@@ -190,7 +190,7 @@ impl Engine {
             tracing::warn!(call = %id, port, "agent leg RTP port unavailable");
             return self.drop_agent_leg(now, id, Some(Missed::Unreachable), "no RTP port");
         }
-        let via_token = self.token();
+        let branch = self.branch();
         let from_tag = self.token();
         let Some(call) = self.calls.get_mut(&id) else {
             return;
@@ -208,10 +208,7 @@ impl Engine {
         let mut h = Headers::default();
         h.push(
             HeaderName::Via,
-            format!(
-                "SIP/2.0/{} {host};branch={MAGIC_COOKIE}{via_token};rport",
-                b.transport.via_name()
-            ),
+            via(b.transport, leg.local_ip, b.local.port(), &branch),
         );
         h.push(HeaderName::MaxForwards, "70");
         h.push(
@@ -424,28 +421,14 @@ impl Engine {
         match leg.state {
             AgentLegState::Talking => {
                 if let Some(mut d) = leg.dialog.take() {
-                    let branch = format!("{}{}", MAGIC_COOKIE, self.token());
-                    let via = format!(
-                        "SIP/2.0/{} {};branch={branch};rport",
-                        d.transport.via_name(),
-                        host_port(leg.local_ip, d.local.port())
-                    );
-                    let bye = d.request(Method::Bye, &via);
-                    self.start_client_tx(now, d.transport, d.peer, &branch, bye, None);
+                    self.request_in(now, &mut d, leg.local_ip, Method::Bye, vec![], None);
                 }
                 self.tell_acd(AcdEvent::TalkEnded { call: key, agent });
             }
             AgentLegState::Inviting if leg.provisional => {
                 if let Some(invite) = leg.invite.as_ref().map(|t| t.request().clone()) {
-                    let branch = invite
-                        .headers
-                        .list(&HeaderName::Via)
-                        .next()
-                        .and_then(|v| crate::sip::header::Via::parse(v).ok())
-                        .and_then(|v| v.branch().map(str::to_string))
-                        .unwrap_or_default();
-                    let (t, d) = (leg.binding.transport, leg.binding.source);
-                    self.start_client_tx(now, t, d, &branch, cancel_for(&invite), None);
+                    let target = (leg.binding.transport, leg.binding.source);
+                    self.send_cancel(now, &invite, target);
                 }
                 self.tell_acd(AcdEvent::Left { call: key });
             }

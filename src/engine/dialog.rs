@@ -4,12 +4,11 @@
 //! call's timers and its end.
 
 use super::call::{Call, CallRef};
-use super::uas::{host_port, ACCEPT};
-use super::{ClientTx, Engine, Output, TimerRef};
+use super::uas::{via, ACCEPT};
+use super::{Engine, Output, TimerRef};
 use crate::flow::interp::FlowEvent;
 use crate::media::session::{MediaEvent, MediaTransport};
 use crate::sip::message::{HeaderName, Method, Request, Response};
-use crate::sip::transaction::ClientNonInvite;
 use crate::sip::{make_response, TransactionKey, Transport};
 use std::net::SocketAddr;
 use std::time::Instant;
@@ -196,55 +195,28 @@ impl Engine {
         extra: Vec<(HeaderName, String)>,
         refer_for: Option<CallRef>,
     ) {
-        let d = &mut call.dialog;
-        d.local_cseq += 1;
-        let branch = format!("{}{}", crate::sip::MAGIC_COOKIE, self.token());
-        let mut headers = crate::sip::message::Headers::default();
-        headers.push(
-            HeaderName::Via,
-            format!(
-                "SIP/2.0/{} {};branch={branch};rport",
-                d.transport.via_name(),
-                host_port(call.local_ip, d.local.port())
-            ),
-        );
-        for r in &d.route_set {
-            headers.push(HeaderName::Route, r.clone());
-        }
-        headers.push(HeaderName::MaxForwards, "70");
-        headers.push(HeaderName::From, d.local_uri_header.clone());
-        headers.push(HeaderName::To, d.remote_uri_header.clone());
-        headers.push(HeaderName::CallId, d.call_id.clone());
-        headers.push(
-            HeaderName::CSeq,
-            format!("{} {}", d.local_cseq, method.as_str()),
-        );
+        let local_ip = call.local_ip;
+        self.request_in(now, &mut call.dialog, local_ip, method, extra, refer_for);
+    }
+
+    /// Sends a request inside `d` (either role) with the next CSeq and a new
+    /// branch, in a client non-INVITE transaction; `local_ip` goes in Via.
+    pub(super) fn request_in(
+        &mut self,
+        now: Instant,
+        d: &mut crate::sip::dialog::Dialog,
+        local_ip: std::net::IpAddr,
+        method: Method,
+        extra: Vec<(HeaderName, String)>,
+        refer_for: Option<CallRef>,
+    ) {
+        let branch = self.branch();
+        let via = via(d.transport, local_ip, d.local.port(), &branch);
+        let mut req = d.request(method, &via);
         for (n, v) in extra {
-            headers.push(n, v);
+            req.headers.push(n, v);
         }
-        let name = method.as_str().to_string();
-        let req = Request {
-            method,
-            uri: d.remote_target.clone(),
-            headers,
-            body: Vec::new(),
-        };
-        let bytes = req.to_bytes();
-        let (transport, dest) = (d.transport, d.peer);
-        let tx = ClientNonInvite::new(now, self.cfg.timers, transport.is_reliable(), bytes.clone());
-        let key = TransactionKey::client(&branch, &name);
-        let next = tx.poll_timeout();
-        self.client_tx.insert(
-            key.clone(),
-            ClientTx {
-                tx,
-                transport,
-                dest,
-                refer_for,
-            },
-        );
-        self.schedule(next, TimerRef::Client(key));
-        self.send_sip(transport, dest, bytes);
+        self.start_client_tx(now, d.transport, d.peer, &branch, req, refer_for);
     }
 
     pub(super) fn call_timeout(&mut self, now: Instant, id: CallRef) {

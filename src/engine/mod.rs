@@ -550,6 +550,11 @@ impl Engine {
         Some(self.free_ports.swap_remove(i))
     }
 
+    /// A new RFC 3261 branch for a request the engine sends.
+    fn branch(&mut self) -> String {
+        format!("{}{}", crate::sip::MAGIC_COOKIE, self.token())
+    }
+
     fn token(&mut self) -> String {
         format!("{:016x}", self.random())
     }

@@ -942,6 +942,15 @@ impl Engine {
     }
 }
 
+/// A Via value for a request the engine sends from `ip:port` (with `rport`).
+pub(super) fn via(transport: Transport, ip: IpAddr, port: u16, branch: &str) -> String {
+    format!(
+        "SIP/2.0/{} {};branch={branch};rport",
+        transport.via_name(),
+        host_port(ip, port)
+    )
+}
+
 pub(super) fn host_port(ip: IpAddr, port: u16) -> String {
     match ip {
         IpAddr::V6(v6) => format!("[{v6}]:{port}"),

@@ -225,3 +225,69 @@ pub fn in_dialog(
         body.1
     )
 }
+
+impl Harness {
+    /// The call the engine asked the store about (the first one answered).
+    pub fn first_call(&self) -> vaxel::engine::call::CallRef {
+        self.store
+            .iter()
+            .find_map(|r| match r {
+                StoreRequest::Lookup { call, .. } => Some(*call),
+                _ => None,
+            })
+            .expect("a lookup")
+    }
+
+    /// The last call record written.
+    pub fn record(&self) -> vaxel::engine::CallRecord {
+        self.store
+            .iter()
+            .rev()
+            .find_map(|r| match r {
+                StoreRequest::RecordCall(r) => Some((**r).clone()),
+                _ => None,
+            })
+            .expect("a call record")
+    }
+
+    /// A new caller (Call-ID `id`), unknown to the store, answered and ACKed,
+    /// who presses 0 after `ms_before_key` and waits `ms_after_key`: returns
+    /// the dialog's tag and the call.
+    pub fn caller_presses_zero(
+        &mut self,
+        id: &str,
+        ms_before_key: u64,
+        ms_after_key: u64,
+    ) -> (String, vaxel::engine::call::CallRef) {
+        self.send(&invite(id, &format!("z9hG4bK{id}"), "0 101"));
+        let call = self.first_call();
+        self.e.handle_input(
+            self.now,
+            Input::LookupFinished {
+                call,
+                result: Ok(None),
+            },
+        );
+        self.drain();
+        let tag = to_tag(self.responses().iter().find(|r| r.status == 200).unwrap());
+        self.send(&in_dialog(
+            "ACK",
+            id,
+            &tag,
+            1,
+            &format!("z9hG4bKa{id}"),
+            ("", ""),
+        ));
+        self.advance(Duration::from_millis(ms_before_key));
+        self.send(&in_dialog(
+            "INFO",
+            id,
+            &tag,
+            2,
+            &format!("z9hG4bKi{id}"),
+            ("application/dtmf-relay", "Signal=0\r\nDuration=160\r\n"),
+        ));
+        self.advance(Duration::from_millis(ms_after_key));
+        (tag, call)
+    }
+}
