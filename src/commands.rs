@@ -321,3 +321,106 @@ pub fn customers(cfg: &Config, cmd: Customers) -> i32 {
         code
     })
 }
+
+pub struct SimulateQueueArgs {
+    pub queue: String,
+    pub arrivals: String,
+    pub agents: usize,
+    pub aht: String,
+    pub patience: Option<String>,
+    pub hours: f64,
+    pub seed: u64,
+    pub callback_accept: f64,
+}
+
+/// "4m", "240s", "1.5h", "90" (seconds).
+pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let s = s.trim();
+    let (num, unit) = s
+        .find(|c: char| c.is_ascii_alphabetic())
+        .map_or((s, "s"), |i| (&s[..i], &s[i..]));
+    let v: f64 = num
+        .trim()
+        .parse()
+        .map_err(|_| format!("\"{s}\": not a duration like 4m or 240s"))?;
+    let secs = match unit {
+        "s" => v,
+        "m" | "min" => v * 60.0,
+        "h" => v * 3600.0,
+        _ => return Err(format!("\"{s}\": the unit must be s, m or h")),
+    };
+    if !(secs.is_finite() && secs > 0.0 && secs < 1e7) {
+        return Err(format!("\"{s}\": must be positive"));
+    }
+    Ok(std::time::Duration::from_secs_f64(secs))
+}
+
+/// "90/h", "1.5/min", "0.02/s" → arrivals per hour.
+pub fn parse_rate(s: &str) -> Result<f64, String> {
+    let (n, per) = s
+        .split_once('/')
+        .ok_or_else(|| format!("\"{s}\": give a rate like 90/h"))?;
+    let n: f64 = n
+        .trim()
+        .parse()
+        .map_err(|_| format!("\"{s}\": give a rate like 90/h"))?;
+    let per_hour = match per.trim() {
+        "h" => n,
+        "m" | "min" => n * 60.0,
+        "s" => n * 3600.0,
+        _ => return Err(format!("\"{s}\": the unit must be /h, /min or /s")),
+    };
+    if !(per_hour.is_finite() && per_hour > 0.0) {
+        return Err(format!("\"{s}\": must be positive"));
+    }
+    Ok(per_hour)
+}
+
+/// `vaxel simulate-queue`: the real ACD on virtual time, beside Erlang C.
+pub fn simulate_queue(cfg: &Config, a: SimulateQueueArgs, base: std::time::Instant) -> i32 {
+    let parsed = (|| -> Result<_, String> {
+        let rate = parse_rate(&a.arrivals)?;
+        let aht = parse_duration(&a.aht)?;
+        let patience = a.patience.as_deref().map(parse_duration).transpose()?;
+        if a.agents == 0 || a.agents > 10_000 {
+            return Err("--agents must be 1–10000".into());
+        }
+        if !(a.hours > 0.0 && a.hours <= 10_000.0) {
+            return Err("--hours must be above 0 and at most 10000".into());
+        }
+        Ok((rate, aht, patience))
+    })();
+    let (rate, aht, patience) = match parsed {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("vaxel simulate-queue: {e}");
+            return 2;
+        }
+    };
+    let (_, queues) = cfg.acd_settings();
+    let all = cfg.queues();
+    let Some(queue) = queues.into_iter().find(|q| q.name == a.queue) else {
+        let names: Vec<_> = all.keys().cloned().collect();
+        eprintln!(
+            "vaxel simulate-queue: no queue \"{}\" (configured: {})",
+            a.queue,
+            names.join(", ")
+        );
+        return 2;
+    };
+    let sl = all.get(&a.queue).map_or(20, |q| q.service_level_s);
+    let s = crate::acd::sim::SimSettings {
+        queue,
+        agents: a.agents,
+        arrivals_per_hour: rate,
+        aht,
+        patience,
+        duration: std::time::Duration::from_secs_f64(a.hours * 3600.0),
+        seed: a.seed,
+        service_level: std::time::Duration::from_secs(sl),
+        callback_accept: a.callback_accept.clamp(0.0, 1.0),
+    };
+    let r = crate::acd::sim::run(base, &s);
+    print!("{}", crate::acd::sim::format_report(&a.queue, &s, &r));
+    0
+}

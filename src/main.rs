@@ -57,6 +57,34 @@ enum Command {
         #[command(flatten)]
         common: OfflineArgs,
     },
+    /// Run the real ACD (routing, high-load policy, estimated wait, callbacks)
+    /// on virtual time with generated traffic; print the figures beside Erlang C.
+    SimulateQueue {
+        /// The queue (its settings come from the config)
+        queue: String,
+        /// Arrival rate: "90/h", "1.5/min"
+        #[arg(long)]
+        arrivals: String,
+        /// Agents staffed
+        #[arg(long)]
+        agents: usize,
+        /// Mean handle time (talk and wrap-up): "4m", "240s"
+        #[arg(long)]
+        aht: String,
+        /// Mean patience before a caller gives up: "3m" [default: callers never give up]
+        #[arg(long)]
+        patience: Option<String>,
+        /// Simulated hours
+        #[arg(long, default_value_t = 8.0)]
+        hours: f64,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Share of callers offered a callback (high-load policy) who take it
+        #[arg(long, default_value_t = 0.5)]
+        callback_accept: f64,
+        #[command(flatten)]
+        common: OfflineArgs,
+    },
     /// Run the flow tests in FLOWS/tests/*.toml.
     Test {
         /// Flows directory [default: flows/]
@@ -277,6 +305,34 @@ fn run() -> anyhow::Result<()> {
                 &dir,
                 args,
                 jiff::Timestamp::now(),
+            ));
+        }
+        Command::SimulateQueue {
+            queue,
+            arrivals,
+            agents,
+            aht,
+            patience,
+            hours,
+            seed,
+            callback_accept,
+            common,
+        } => {
+            let cfg = common.config()?;
+            let args = vaxel::commands::SimulateQueueArgs {
+                queue,
+                arrivals,
+                agents,
+                aht,
+                patience,
+                hours,
+                seed,
+                callback_accept,
+            };
+            std::process::exit(vaxel::commands::simulate_queue(
+                &cfg,
+                args,
+                std::time::Instant::now(),
             ));
         }
         Command::Test {

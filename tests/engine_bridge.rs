@@ -61,6 +61,8 @@ fn offer(h: &mut Harness, call: CallRef, ring: Duration) -> Request {
                 expires: h.now + Duration::from_secs(600),
                 updated: h.now,
             }],
+            reason: "longest idle".into(),
+            dial: None,
         }),
     );
     h.drain();

@@ -50,6 +50,8 @@ fn record(id: &str, caller: &str, started: &str, outcome: &str, agent: Option<&s
         announced_ms: Some(2900),
         lookup_ms: Some(3),
         known: true,
+        route: agent.map(|a| format!("{a}: sticky: last agent {a}")),
+        ewt_ms: Some(60_000),
     }
 }
 
@@ -151,9 +153,33 @@ async fn exercise(s: StoreSettings) {
 
     // Callbacks and voicemail.
     store
-        .book_callback("c5", "+46701112233", "kundtjanst", now)
+        .write_batch(&[vaxel::engine::StoreRequest::BookCallback {
+            call: vaxel::engine::call::CallRef(5),
+            call_id: "c5".into(),
+            number: "+46701112233".into(),
+            queue: "kundtjanst".into(),
+            at: now,
+            own: true,
+        }])
         .await
         .unwrap();
+    let pending = store.pending_callbacks().await.unwrap();
+    assert_eq!(pending.len(), 1);
+    assert_eq!(
+        (pending[0].0.number.as_str(), pending[0].1.as_str()),
+        ("+46701112233", "kundtjanst")
+    );
+    // A retry keeps it pending with its attempts; completion takes it out.
+    let update = |status: &str, attempts| vaxel::engine::StoreRequest::UpdateCallback {
+        id: "c5".into(),
+        status: status.into(),
+        attempts,
+        at: now,
+    };
+    store.write_batch(&[update("pending", 1)]).await.unwrap();
+    assert_eq!(store.pending_callbacks().await.unwrap()[0].0.attempts, 1);
+    store.write_batch(&[update("completed", 2)]).await.unwrap();
+    assert!(store.pending_callbacks().await.unwrap().is_empty());
     let pcm: Vec<i16> = (0..16000)
         .map(|i| ((i % 40) * 500 - 10000) as i16)
         .collect();

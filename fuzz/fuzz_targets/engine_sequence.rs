@@ -273,6 +273,8 @@ fuzz_target!(|input: Input| {
                         expires: now + std::time::Duration::from_secs(600),
                         updated: now,
                     }],
+                    reason: "fuzz".into(),
+                    dial: None,
                 };
                 e.handle_input(now, EngineInput::Offer(offer));
             }

@@ -13,15 +13,30 @@
 //! not answered (ring-no-answer, busy, declined, unreachable) puts the caller
 //! back at **the same place** and never offers that call to that agent again
 //! for `reoffer_after`; `max_misses` rings in a row without answer put the
-//! agent on break. Agents are picked longest-idle first by default (also
-//! round-robin and fewest calls), and only those with the queue's skill.
+//! agent on break. Priority comes from the flow, repeat calls and customer
+//! tiers; who is offered a caller is decided by [`route`] (last agent first,
+//! skill levels widening with the wait, language, then the queue's strategy),
+//! and every offer carries its reason. Each queue keeps its handle times for
+//! the estimated wait ([`ewt`]) and may have a high-load policy ([`load`]).
+//! A booked callback keeps the caller's place ([`callback`]): when its turn
+//! comes the ACD has a shard ring the agent, then dial the customer.
 //!
 //! One owner thread holds the `Acd` and the registrar (`runtime::acd`); it
 //! never does I/O itself and never reads the clock.
 
+pub mod callback;
 pub mod digest;
+pub mod ewt;
+pub mod load;
 pub mod registrar;
+pub mod route;
+pub mod sim;
 
+pub use callback::{Callback, CallbackOutcome};
+pub use route::{Profile, Routing};
+
+use load::{HighLoadPolicy, LoadFigures, LoadState};
+use std::cmp::Reverse;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
@@ -140,6 +155,41 @@ pub struct QueueSettings {
     pub max_wait: Option<Duration>,
     /// A caller joining with this many waiting is told so.
     pub max_length: Option<usize>,
+    pub routing: Routing,
+    /// The handle time assumed before the queue has handled a call.
+    pub aht_default: Duration,
+    /// Estimates shorter than this are not announced (`None`: never).
+    pub announce_min: Option<Duration>,
+    /// The estimate is announced again at this interval while waiting.
+    pub announce_every: Option<Duration>,
+    pub high_load: Option<HighLoadPolicy>,
+    /// Calls to the customer per callback before it is given up.
+    pub callback_attempts: u32,
+    pub callback_retry: Duration,
+}
+
+impl QueueSettings {
+    /// A queue with the defaults of `[queues.NAME]` and no policy.
+    pub fn new(name: &str) -> QueueSettings {
+        QueueSettings {
+            name: name.into(),
+            skill: name.into(),
+            strategy: Strategy::LongestIdle,
+            ring_timeout: Duration::from_secs(20),
+            wrap_up: Duration::from_secs(10),
+            max_misses: 2,
+            reoffer_after: Duration::from_secs(60),
+            max_wait: None,
+            max_length: None,
+            routing: Routing::default(),
+            aht_default: Duration::from_secs(180),
+            announce_min: Some(Duration::from_secs(60)),
+            announce_every: Some(Duration::from_secs(120)),
+            high_load: None,
+            callback_attempts: 3,
+            callback_retry: Duration::from_secs(300),
+        }
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -154,6 +204,18 @@ pub struct Agent {
     last_offered: u64,
     /// The wrap-up of the queue of the call the agent is on.
     wrap_up: Duration,
+    /// The queue of the current call and when it was answered (handle time).
+    handling: Option<(String, Instant)>,
+}
+
+impl Agent {
+    fn is_free(&self) -> bool {
+        self.status == Status::Available && self.state == State::Idle && self.reachable
+    }
+
+    fn is_staffed(&self) -> bool {
+        self.status == Status::Available && self.reachable
+    }
 }
 
 /// Why an offer did not end in a talk.
@@ -179,6 +241,8 @@ pub enum AcdEvent {
         priority: i32,
         /// For the agent's phone display: number, and name when known.
         caller: String,
+        /// What is known of the caller, for routing.
+        profile: Profile,
     },
     /// The caller left the queue (hung up, or the flow took them elsewhere).
     Left {
@@ -189,6 +253,7 @@ pub enum AcdEvent {
         agent: String,
         why: Missed,
     },
+    /// The agent answered (for a callback: before the customer is dialled).
     Answered {
         call: CallKey,
         agent: String,
@@ -205,6 +270,21 @@ pub enum AcdEvent {
         agent: String,
         reachable: bool,
     },
+    /// The caller booked a callback, committed to the store as `id`: it keeps
+    /// the caller's place (or joins at the end when they were not waiting).
+    CallbackBooked {
+        call: CallKey,
+        id: String,
+        number: String,
+        queue: String,
+        /// The caller's own number (others matched the allowed patterns).
+        own: bool,
+    },
+    /// How a callback's call to the customer went.
+    CallbackDialled {
+        call: CallKey,
+        outcome: CallbackOutcome,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -215,6 +295,31 @@ pub enum AcdCommand {
         agent: String,
         display: String,
         ring_timeout: Duration,
+        /// Why this agent (kept in the call record).
+        reason: String,
+    },
+    /// A callback's turn: ring `agent`, then dial the customer, as `call`.
+    Dial {
+        call: CallKey,
+        callback: Callback,
+        queue: String,
+        agent: String,
+        ring_timeout: Duration,
+        reason: String,
+    },
+    /// A callback reached its end (`completed` or `failed`) or was tried again.
+    CallbackUpdated {
+        id: String,
+        status: &'static str,
+        attempts: u32,
+    },
+    /// Tell a waiting caller their position and estimated wait, after a
+    /// policy's announcement when there is one.
+    Announce {
+        call: CallKey,
+        position: usize,
+        ewt: Option<Duration>,
+        prompt: Option<String>,
     },
     /// The caller reached a limit of their queue; their flow decides (the
     /// caller keeps their place unless it takes them out with `Left`).
@@ -222,32 +327,95 @@ pub enum AcdCommand {
         call: CallKey,
         limit: crate::flow::model::QueueLimit,
     },
+    /// A queue's high-load policy switched, with the figures that did it.
+    HighLoad {
+        queue: String,
+        policy: String,
+        on: bool,
+        figures: LoadFigures,
+    },
     /// Something to log: status changes, agents put on break.
     Notice(String),
 }
+
+/// Where a waiting entry sorts: higher priority first, then arrival.
+type Order = (Reverse<i32>, u64);
 
 #[derive(Clone, Debug)]
 struct Waiting {
     call: CallKey,
     queue: String,
     priority: i32,
-    arrival: u64,
     entered: Instant,
     caller: String,
+    profile: Profile,
     offered_to: Option<String>,
     /// Agents not to offer this call again, until when.
     excluded: Vec<(String, Instant)>,
     /// When the queue's maximum wait passes (cleared once told).
     wait_limit: Option<Instant>,
+    /// The estimate made at entry (compared with the actual wait).
+    ewt: Option<Duration>,
+    next_announce: Option<Instant>,
+    /// When the routing pool next changes (sticky wait over, widening).
+    next_change: Option<Instant>,
+    /// Why the caller sorts where they do (priority, overflow), for the record.
+    note: Option<String>,
+    callback: Option<Callback>,
+    /// A callback retried is not dialled before this.
+    not_before: Option<Instant>,
 }
+
+#[derive(Debug)]
+struct QueueState {
+    settings: QueueSettings,
+    handle: ewt::HandleTimes,
+    ewt_error: ewt::EwtError,
+    load: LoadState,
+    waiting: usize,
+}
+
+/// A queue's live figures.
+#[derive(Clone, Debug, PartialEq)]
+pub struct QueueFigures {
+    pub waiting: usize,
+    pub longest_wait: Duration,
+    /// For a caller joining now.
+    pub ewt: Option<Duration>,
+    pub staffed: usize,
+    pub available: usize,
+    pub high_load: bool,
+    pub aht: Duration,
+    /// Mean absolute error of the estimates against answered calls' waits.
+    pub ewt_error: Option<Duration>,
+    pub ewt_samples: u64,
+    pub callbacks_waiting: usize,
+}
+
+/// Offers and dials are marked so a callback's engine call never collides
+/// with a caller's: the engine numbers its own calls from 0.
+pub const DIAL_BIT: u64 = 1 << 63;
+
+/// Callers who left are remembered this long, so a callback they book on the
+/// way out keeps their place.
+const LEFT_KEPT: Duration = Duration::from_secs(600);
+const LEFT_MAX: usize = 10_000;
 
 #[derive(Debug)]
 pub struct Acd {
     agents: BTreeMap<String, Agent>,
-    queues: HashMap<String, QueueSettings>,
-    waiting: Vec<Waiting>,
+    queues: HashMap<String, QueueState>,
+    waiting: BTreeMap<Order, Waiting>,
+    index: HashMap<CallKey, Order>,
+    /// Callers who just left, by call, with their place (for callbacks).
+    left: VecDeque<(Instant, CallKey, Order, Waiting)>,
+    /// Callbacks whose agent answered, until the customer's outcome.
+    dialling: HashMap<CallKey, (Order, Waiting)>,
     arrivals: u64,
     offers: u64,
+    dials: u64,
+    shards: usize,
+    max_dialling: usize,
     out: VecDeque<AcdCommand>,
 }
 
@@ -269,16 +437,44 @@ impl Acd {
                             misses: 0,
                             last_offered: 0,
                             wrap_up: Duration::ZERO,
+                            handling: None,
                         },
                     )
                 })
                 .collect(),
-            queues: queues.into_iter().map(|q| (q.name.clone(), q)).collect(),
-            waiting: Vec::new(),
+            queues: queues
+                .into_iter()
+                .map(|q| {
+                    (
+                        q.name.clone(),
+                        QueueState {
+                            handle: ewt::HandleTimes::new(q.aht_default),
+                            settings: q,
+                            ewt_error: ewt::EwtError::default(),
+                            load: LoadState::default(),
+                            waiting: 0,
+                        },
+                    )
+                })
+                .collect(),
+            waiting: BTreeMap::new(),
+            index: HashMap::new(),
+            left: VecDeque::new(),
+            dialling: HashMap::new(),
             arrivals: 0,
             offers: 0,
+            dials: 0,
+            shards: 1,
+            max_dialling: 4,
             out: VecDeque::new(),
         }
+    }
+
+    /// How callbacks are dialled: spread over `shards`, at most
+    /// `max_dialling` at a time (agent ringing or customer being called).
+    pub fn set_dialling(&mut self, shards: usize, max_dialling: usize) {
+        self.shards = shards.max(1);
+        self.max_dialling = max_dialling;
     }
 
     pub fn agent(&self, id: &str) -> Option<&Agent> {
@@ -289,29 +485,42 @@ impl Acd {
         self.agents.values()
     }
 
-    /// Callers waiting in `queue`, in the order they will be served.
+    /// Callers (and callbacks) waiting in `queue`, in the order they will be served.
     pub fn waiting(&self, queue: &str) -> Vec<CallKey> {
-        let mut w: Vec<&Waiting> = self.waiting.iter().filter(|w| w.queue == queue).collect();
-        w.sort_by_key(|w| (std::cmp::Reverse(w.priority), w.arrival));
-        w.into_iter().map(|w| w.call).collect()
+        self.waiting
+            .values()
+            .filter(|w| w.queue == queue)
+            .map(|w| w.call)
+            .collect()
     }
 
     pub fn poll_command(&mut self) -> Option<AcdCommand> {
         self.out.pop_front()
     }
 
-    /// The next wrap-up end or exclusion expiry.
+    /// The next moment something changes by itself: a wrap-up ends, an
+    /// exclusion or a limit expires, an announcement is due, the routing pool
+    /// widens, a callback may be retried, a load policy settles.
     pub fn poll_timeout(&self) -> Option<Instant> {
         let wrap = self.agents.values().filter_map(|a| match a.state {
             State::WrapUp { until } => Some(until),
             _ => None,
         });
-        let excl = self
-            .waiting
-            .iter()
-            .flat_map(|w| w.excluded.iter().map(|(_, t)| *t));
-        let limits = self.waiting.iter().filter_map(|w| w.wait_limit);
-        wrap.chain(excl).chain(limits).min()
+        let per_caller = self.waiting.values().flat_map(|w| {
+            w.excluded
+                .iter()
+                .map(|(_, t)| *t)
+                .chain(w.wait_limit)
+                .chain(w.next_announce)
+                .chain(w.next_change)
+                .chain(w.not_before)
+        });
+        let load = self.queues.values().filter_map(|q| {
+            let p = q.settings.high_load.as_ref()?;
+            q.load.settles_at(p)
+        });
+        let left = self.left.front().map(|(t, ..)| *t + LEFT_KEPT);
+        wrap.chain(per_caller).chain(load).chain(left).min()
     }
 
     pub fn handle_timeout(&mut self, now: Instant) {
@@ -320,11 +529,30 @@ impl Acd {
                 if now >= until {
                     a.state = State::Idle;
                     a.idle_since = until;
+                    if let Some((q, at)) = a.handling.take() {
+                        if let Some(q) = self.queues.get_mut(&q) {
+                            q.handle.push(until.saturating_duration_since(at));
+                        }
+                    }
                 }
             }
         }
-        for w in &mut self.waiting {
+        while self
+            .left
+            .front()
+            .is_some_and(|(t, ..)| now >= *t + LEFT_KEPT)
+        {
+            self.left.pop_front();
+        }
+        let mut announce = Vec::new();
+        for (order, w) in self.waiting.iter_mut() {
             w.excluded.retain(|(_, t)| now < *t);
+            if w.next_change.is_some_and(|t| now >= t) {
+                w.next_change = None;
+            }
+            if w.not_before.is_some_and(|t| now >= t) {
+                w.not_before = None;
+            }
             // Told once; not while an agent's phone rings for the caller.
             if w.wait_limit.is_some_and(|t| now >= t) {
                 if w.offered_to.is_none() {
@@ -337,6 +565,15 @@ impl Acd {
                     w.wait_limit = Some(now + Duration::from_secs(1));
                 }
             }
+            if w.next_announce.is_some_and(|t| now >= t) {
+                w.next_announce = None;
+                if w.offered_to.is_none() && w.callback.is_none() {
+                    announce.push(*order);
+                }
+            }
+        }
+        for order in announce {
+            self.announce(now, order, None, false);
         }
         self.dispatch(now);
     }
@@ -348,107 +585,42 @@ impl Acd {
                 queue,
                 priority,
                 caller,
-            } => {
-                if self.waiting.iter().any(|w| w.call == call) {
-                    return;
-                }
-                let settings = self.queues.get(&queue);
-                let wait_limit = settings.and_then(|q| q.max_wait).map(|d| now + d);
-                let full = settings.and_then(|q| q.max_length).is_some_and(|max| {
-                    self.waiting.iter().filter(|w| w.queue == queue).count() >= max
-                });
-                if full {
-                    self.out.push_back(AcdCommand::QueueLimit {
-                        call,
-                        limit: crate::flow::model::QueueLimit::Full,
-                    });
-                }
-                self.arrivals += 1;
-                self.waiting.push(Waiting {
-                    call,
-                    queue,
-                    priority,
-                    arrival: self.arrivals,
-                    entered: now,
-                    caller,
-                    offered_to: None,
-                    excluded: Vec::new(),
-                    wait_limit,
-                });
-            }
+                profile,
+            } => self.enqueue(now, call, queue, priority, caller, profile),
             AcdEvent::Left { call } => {
-                if let Some(i) = self.waiting.iter().position(|w| w.call == call) {
-                    let w = self.waiting.swap_remove(i);
-                    if let Some(a) = w.offered_to.and_then(|a| self.agents.get_mut(&a)) {
-                        if a.state == State::Ringing(call) {
-                            a.state = State::Idle;
-                        }
-                    }
-                }
-            }
-            AcdEvent::OfferFailed { call, agent, why } => {
-                let mut reoffer = Duration::from_secs(60);
-                if let Some(w) = self.waiting.iter_mut().find(|w| w.call == call) {
-                    if w.offered_to.as_deref() == Some(agent.as_str()) {
-                        w.offered_to = None;
-                    }
-                    if let Some(q) = self.queues.get(&w.queue) {
-                        reoffer = q.reoffer_after;
-                    }
-                    if why != Missed::CallGone {
-                        w.excluded.push((agent.clone(), now + reoffer));
-                    }
-                }
-                let max_misses = self
-                    .waiting
-                    .iter()
-                    .find(|w| w.call == call)
-                    .and_then(|w| self.queues.get(&w.queue))
-                    .map(|q| q.max_misses)
-                    .unwrap_or(0);
-                if let Some(a) = self.agents.get_mut(&agent) {
-                    if a.state == State::Ringing(call) {
-                        a.state = State::Idle;
-                    }
-                    if matches!(why, Missed::NoAnswer | Missed::Unreachable) {
-                        a.misses += 1;
-                        if max_misses > 0 && a.misses >= max_misses && a.status == Status::Available
+                if let Some(order) = self.index.remove(&call) {
+                    if let Some(w) = self.waiting.remove(&order) {
+                        self.count(&w.queue, -1);
+                        if let Some(a) = w.offered_to.as_ref().and_then(|a| self.agents.get_mut(a))
                         {
-                            a.status = Status::OnBreak;
-                            self.out.push_back(AcdCommand::Notice(format!(
-                                "agent {agent} missed {} calls in a row: on break",
-                                a.misses
-                            )));
+                            if a.state == State::Ringing(call) {
+                                a.state = State::Idle;
+                            }
                         }
+                        if self.left.len() >= LEFT_MAX {
+                            self.left.pop_front();
+                        }
+                        self.left.push_back((now, call, order, w));
                     }
                 }
             }
-            AcdEvent::Answered { call, agent } => {
-                let wrap = self
-                    .waiting
-                    .iter()
-                    .find(|w| w.call == call)
-                    .and_then(|w| self.queues.get(&w.queue))
-                    .map(|q| q.wrap_up)
-                    .unwrap_or_default();
-                self.waiting.retain(|w| w.call != call);
-                if let Some(a) = self.agents.get_mut(&agent) {
-                    a.state = State::OnCall(call);
-                    a.wrap_up = wrap;
-                    a.misses = 0;
-                    a.calls += 1;
-                }
-            }
+            AcdEvent::OfferFailed { call, agent, why } => self.offer_failed(now, call, agent, why),
+            AcdEvent::Answered { call, agent } => self.answered(now, call, agent),
             AcdEvent::TalkEnded { call, agent } => {
                 if let Some(a) = self.agents.get_mut(&agent) {
                     let wrap = a.wrap_up;
                     if a.state == State::OnCall(call) {
-                        a.state = if wrap.is_zero() {
+                        if wrap.is_zero() {
                             a.idle_since = now;
-                            State::Idle
+                            a.state = State::Idle;
+                            if let Some((q, at)) = a.handling.take() {
+                                if let Some(q) = self.queues.get_mut(&q) {
+                                    q.handle.push(now.saturating_duration_since(at));
+                                }
+                            }
                         } else {
-                            State::WrapUp { until: now + wrap }
-                        };
+                            a.state = State::WrapUp { until: now + wrap };
+                        }
                     }
                 }
             }
@@ -481,73 +653,381 @@ impl Acd {
                     }
                 }
             }
+            AcdEvent::CallbackBooked {
+                call,
+                id,
+                number,
+                queue,
+                own,
+            } => self.callback_booked(now, call, id, number, queue, own),
+            AcdEvent::CallbackDialled { call, outcome } => {
+                self.callback_dialled(now, call, outcome)
+            }
         }
         self.dispatch(now);
     }
 
-    /// Offers waiting callers to free agents: callers by priority and arrival,
-    /// each to the best free agent that has the queue's skill and has not just
-    /// missed that caller.
-    fn dispatch(&mut self, now: Instant) {
-        let mut order: Vec<usize> = (0..self.waiting.len())
-            .filter(|i| self.waiting.get(*i).is_some_and(|w| w.offered_to.is_none()))
-            .collect();
-        order.sort_by_key(|i| {
-            self.waiting
-                .get(*i)
-                .map(|w| (std::cmp::Reverse(w.priority), w.arrival))
-        });
-        for i in order {
-            let Some(w) = self.waiting.get(i) else {
-                continue;
-            };
-            let Some(q) = self.queues.get(&w.queue) else {
-                continue;
-            };
-            let free = self.agents.values().filter(|a| {
-                a.status == Status::Available
-                    && a.state == State::Idle
-                    && a.reachable
-                    && (a.settings.skills.is_empty() || a.settings.skills.contains_key(&q.skill))
-                    && !w
-                        .excluded
-                        .iter()
-                        .any(|(x, t)| *x == a.settings.id && now < *t)
-            });
-            let best = match q.strategy {
-                Strategy::LongestIdle => free.min_by_key(|a| (a.idle_since, a.last_offered)),
-                Strategy::RoundRobin => free.min_by_key(|a| a.last_offered),
-                Strategy::FewestCalls => free.min_by_key(|a| (a.calls, a.idle_since)),
-            };
-            let Some(agent) = best.map(|a| a.settings.id.clone()) else {
-                continue;
-            };
-            let (call, display, ring) = (w.call, w.caller.clone(), q.ring_timeout);
-            self.offers += 1;
-            if let Some(a) = self.agents.get_mut(&agent) {
-                a.state = State::Ringing(call);
-                a.last_offered = self.offers;
+    fn count(&mut self, queue: &str, delta: isize) {
+        if let Some(q) = self.queues.get_mut(queue) {
+            q.waiting = q.waiting.saturating_add_signed(delta);
+        }
+    }
+
+    fn enqueue(
+        &mut self,
+        now: Instant,
+        call: CallKey,
+        mut queue: String,
+        priority: i32,
+        caller: String,
+        profile: Profile,
+    ) {
+        if self.index.contains_key(&call) {
+            return;
+        }
+        let mut notes = Vec::new();
+        let mut high_load_prompt = None;
+        let mut offer_callback = false;
+        if let Some(q) = self.queues.get(&queue) {
+            if let (true, Some(p)) = (q.load.high, q.settings.high_load.as_ref()) {
+                high_load_prompt = p.announcement.clone();
+                offer_callback = p.offer_callback;
+                if let Some(o) = p.overflow.as_ref().filter(|o| self.queues.contains_key(*o)) {
+                    notes.push(format!("overflow to {o} (high load in {queue})"));
+                    queue = o.clone();
+                }
             }
-            if let Some(w) = self.waiting.get_mut(i) {
-                w.offered_to = Some(agent.clone());
-            }
-            self.out.push_back(AcdCommand::Offer {
+        }
+        let Some(q) = self.queues.get(&queue) else {
+            // A queue the ACD does not know (no agents can serve it): the
+            // caller waits with default settings.
+            self.queues.insert(
+                queue.clone(),
+                QueueState {
+                    settings: QueueSettings::new(&queue),
+                    handle: ewt::HandleTimes::new(Duration::from_secs(180)),
+                    ewt_error: ewt::EwtError::default(),
+                    load: LoadState::default(),
+                    waiting: 0,
+                },
+            );
+            return self.enqueue(now, call, queue, priority, caller, profile);
+        };
+        let s = &q.settings;
+        let (priority, why) = s.routing.priority(priority, &profile);
+        notes.extend(why);
+        let full = s.max_length.is_some_and(|max| q.waiting >= max);
+        if full {
+            self.out.push_back(AcdCommand::QueueLimit {
                 call,
-                agent,
-                display,
-                ring_timeout: ring,
+                limit: crate::flow::model::QueueLimit::Full,
             });
         }
+        if offer_callback {
+            self.out.push_back(AcdCommand::QueueLimit {
+                call,
+                limit: crate::flow::model::QueueLimit::HighLoad,
+            });
+        }
+        self.arrivals += 1;
+        let order = (Reverse(priority), self.arrivals);
+        let w = Waiting {
+            call,
+            queue: queue.clone(),
+            priority,
+            entered: now,
+            caller,
+            wait_limit: s.max_wait.map(|d| now + d),
+            next_change: s.routing.next_change(now, now, &profile),
+            profile,
+            offered_to: None,
+            excluded: Vec::new(),
+            ewt: None,
+            next_announce: None,
+            note: (!notes.is_empty()).then(|| notes.join("; ")),
+            callback: None,
+            not_before: None,
+        };
+        self.waiting.insert(order, w);
+        self.index.insert(call, order);
+        self.count(&queue, 1);
+        self.announce(now, order, high_load_prompt, true);
+    }
+
+    /// Announces position and estimate to a waiting caller, when meaningful
+    /// (the estimate is known and long enough to matter, or a policy has an
+    /// announcement); at entry, the estimate is kept for the error figure.
+    fn announce(&mut self, now: Instant, order: Order, prompt: Option<String>, entry: bool) {
+        let Some(w) = self.waiting.get(&order) else {
+            return;
+        };
+        let Some(q) = self.queues.get(&w.queue) else {
+            return;
+        };
+        let ahead = self
+            .waiting
+            .range(..order)
+            .filter(|(_, x)| x.queue == w.queue)
+            .count();
+        let (staffed, free) = self.staffing(&q.settings);
+        let ewt = ewt::estimate(ahead, free, staffed, q.handle.mean());
+        let s = &q.settings;
+        let meaningful = ewt.is_some_and(|e| s.announce_min.is_some_and(|min| e >= min));
+        let call = w.call;
+        let next = s.announce_every.map(|d| now + d);
+        if meaningful || prompt.is_some() {
+            self.out.push_back(AcdCommand::Announce {
+                call,
+                position: ahead + 1,
+                ewt: ewt.filter(|_| meaningful),
+                prompt,
+            });
+        }
+        if let Some(w) = self.waiting.get_mut(&order) {
+            if entry {
+                w.ewt = ewt;
+            }
+            w.next_announce = next;
+        }
+    }
+
+    /// Agents signed in for the queue, and those of them free now.
+    fn staffing(&self, q: &QueueSettings) -> (usize, usize) {
+        let mut staffed = 0;
+        let mut free = 0;
+        for a in self.agents.values() {
+            if a.is_staffed() && route::skill_level(a, &q.skill).is_some() {
+                staffed += 1;
+                if a.state == State::Idle {
+                    free += 1;
+                }
+            }
+        }
+        (staffed, free)
+    }
+
+    fn offer_failed(&mut self, now: Instant, call: CallKey, agent: String, why: Missed) {
+        let mut max_misses = 0;
+        if let Some(w) = self.index.get(&call).and_then(|o| self.waiting.get_mut(o)) {
+            if w.offered_to.as_deref() == Some(agent.as_str()) {
+                w.offered_to = None;
+            }
+            let q = self.queues.get(&w.queue).map(|q| &q.settings);
+            if why != Missed::CallGone {
+                let reoffer = q.map_or(Duration::from_secs(60), |q| q.reoffer_after);
+                w.excluded.push((agent.clone(), now + reoffer));
+            }
+            max_misses = q.map_or(0, |q| q.max_misses);
+        }
+        if let Some(a) = self.agents.get_mut(&agent) {
+            if a.state == State::Ringing(call) {
+                a.state = State::Idle;
+            }
+            if matches!(why, Missed::NoAnswer | Missed::Unreachable) {
+                a.misses += 1;
+                if max_misses > 0 && a.misses >= max_misses && a.status == Status::Available {
+                    a.status = Status::OnBreak;
+                    self.out.push_back(AcdCommand::Notice(format!(
+                        "agent {agent} missed {} calls in a row: on break",
+                        a.misses
+                    )));
+                }
+            }
+        }
+    }
+
+    fn answered(&mut self, now: Instant, call: CallKey, agent: String) {
+        let Some(order) = self.index.remove(&call) else {
+            return;
+        };
+        let Some(w) = self.waiting.remove(&order) else {
+            return;
+        };
+        self.count(&w.queue, -1);
+        let mut wrap = Duration::ZERO;
+        if let Some(q) = self.queues.get_mut(&w.queue) {
+            wrap = q.settings.wrap_up;
+            if let (true, Some(p)) = (q.load.high, q.settings.high_load.as_ref()) {
+                wrap = p.wrap_up.unwrap_or(wrap);
+            }
+            if let (Some(e), None) = (w.ewt, w.callback.as_ref()) {
+                q.ewt_error.add(e, now.saturating_duration_since(w.entered));
+            }
+        }
+        if let Some(a) = self.agents.get_mut(&agent) {
+            a.state = State::OnCall(call);
+            a.wrap_up = wrap;
+            a.misses = 0;
+            a.calls += 1;
+            a.handling = Some((w.queue.clone(), now));
+        }
+        if w.callback.is_some() {
+            self.dialling.insert(call, (order, w));
+        }
+    }
+
+    /// Offers waiting callers to free agents: callers by priority and arrival,
+    /// each to the agent [`route::decide`] picks. Stops as soon as no agent is
+    /// free, so a long queue costs nothing while everyone is busy.
+    fn dispatch(&mut self, now: Instant) {
+        let mut free: Vec<&Agent> = self.agents.values().filter(|a| a.is_free()).collect();
+        let mut picks: Vec<(Order, String, String)> = Vec::new();
+        let mut dialling = self.dialling.len()
+            + self
+                .waiting
+                .values()
+                .filter(|w| w.callback.is_some() && w.offered_to.is_some())
+                .count();
+        if !free.is_empty() {
+            for (order, w) in &self.waiting {
+                if free.is_empty() {
+                    break;
+                }
+                if w.offered_to.is_some() || w.not_before.is_some_and(|t| now < t) {
+                    continue;
+                }
+                if w.callback.is_some() && dialling >= self.max_dialling {
+                    continue;
+                }
+                let Some(q) = self.queues.get(&w.queue) else {
+                    continue;
+                };
+                let last_agent_on = w
+                    .profile
+                    .last_agent
+                    .as_ref()
+                    .and_then(|(id, _)| self.agents.get(id))
+                    .is_some_and(|a| a.is_staffed());
+                let caller = route::Caller {
+                    profile: &w.profile,
+                    waited: now.saturating_duration_since(w.entered),
+                    excluded: &w.excluded,
+                    last_agent_on,
+                };
+                if let route::Decision::Offer { agent, reason } =
+                    route::decide(now, &q.settings, &caller, &free)
+                {
+                    free.retain(|a| a.settings.id != agent);
+                    if w.callback.is_some() {
+                        dialling += 1;
+                    }
+                    let reason = match &w.note {
+                        Some(n) => format!("{n}; {reason}"),
+                        None => reason,
+                    };
+                    picks.push((*order, agent, reason));
+                }
+            }
+        }
+        for (order, agent, reason) in picks {
+            self.offer(order, agent, reason);
+        }
+        self.update_load(now);
+    }
+
+    fn offer(&mut self, order: Order, agent: String, reason: String) {
+        let Some(w) = self.waiting.get_mut(&order) else {
+            return;
+        };
+        let Some(q) = self.queues.get(&w.queue) else {
+            return;
+        };
+        self.offers += 1;
+        w.offered_to = Some(agent.clone());
+        let ring_timeout = q.settings.ring_timeout;
+        let call = w.call;
+        if let Some(a) = self.agents.get_mut(&agent) {
+            a.state = State::Ringing(call);
+            a.last_offered = self.offers;
+        }
+        self.out.push_back(match &w.callback {
+            Some(cb) => AcdCommand::Dial {
+                call,
+                callback: cb.clone(),
+                queue: w.queue.clone(),
+                agent,
+                ring_timeout,
+                reason,
+            },
+            None => AcdCommand::Offer {
+                call,
+                agent,
+                display: w.caller.clone(),
+                ring_timeout,
+                reason,
+            },
+        });
+    }
+
+    /// Re-evaluates each queue's high-load policy.
+    fn update_load(&mut self, now: Instant) {
+        let names: Vec<String> = self
+            .queues
+            .iter()
+            .filter(|(_, q)| q.settings.high_load.is_some())
+            .map(|(n, _)| n.clone())
+            .collect();
+        for name in names {
+            let Some(f) = self.figures(&name, now) else {
+                continue;
+            };
+            let figures = LoadFigures {
+                ewt: f.ewt,
+                waiting: f.waiting,
+                available: f.available,
+            };
+            let Some(q) = self.queues.get_mut(&name) else {
+                continue;
+            };
+            let Some(p) = q.settings.high_load.as_ref() else {
+                continue;
+            };
+            if let Some(on) = q.load.update(now, p, &figures) {
+                self.out.push_back(AcdCommand::HighLoad {
+                    queue: name,
+                    policy: p.name.clone(),
+                    on,
+                    figures,
+                });
+            }
+        }
+    }
+
+    /// The live figures of a queue.
+    pub fn figures(&self, queue: &str, now: Instant) -> Option<QueueFigures> {
+        let q = self.queues.get(queue)?;
+        let (staffed, available) = self.staffing(&q.settings);
+        let mut longest = None::<Instant>;
+        let mut callbacks = 0;
+        for w in self.waiting.values().filter(|w| w.queue == queue) {
+            if w.callback.is_some() {
+                callbacks += 1;
+            } else {
+                longest = Some(longest.map_or(w.entered, |l| l.min(w.entered)));
+            }
+        }
+        Some(QueueFigures {
+            waiting: q.waiting,
+            longest_wait: longest.map_or(Duration::ZERO, |l| now.saturating_duration_since(l)),
+            ewt: ewt::estimate(q.waiting, available, staffed, q.handle.mean()),
+            staffed,
+            available,
+            high_load: q.load.high,
+            aht: q.handle.mean(),
+            ewt_error: q.ewt_error.mean(),
+            ewt_samples: q.ewt_error.calls,
+            callbacks_waiting: callbacks,
+        })
     }
 
     /// How long the caller has waited so far (for records).
     pub fn waited(&self, call: CallKey, now: Instant) -> Option<Duration> {
-        self.waiting
-            .iter()
-            .find(|w| w.call == call)
-            .map(|w| now.saturating_duration_since(w.entered))
+        let w = self.waiting.get(self.index.get(&call)?)?;
+        Some(now.saturating_duration_since(w.entered))
     }
 }
 
+#[cfg(test)]
+mod route_tests;
 #[cfg(test)]
 mod tests;

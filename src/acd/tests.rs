@@ -26,6 +26,7 @@ fn queue() -> QueueSettings {
         reoffer_after: 60 * S,
         max_wait: None,
         max_length: None,
+        ..QueueSettings::new("kundtjanst")
     }
 }
 
@@ -51,6 +52,7 @@ fn enqueue(acd: &mut Acd, now: Instant, n: u64, priority: i32) {
             queue: "kundtjanst".into(),
             priority,
             caller: format!("+4670000000{n}"),
+            profile: Profile::default(),
         },
     );
 }
@@ -282,6 +284,7 @@ fn maximum_length_and_maximum_wait_are_told_once_and_the_caller_keeps_the_place(
     let mut q = queue();
     q.max_length = Some(2);
     q.max_wait = Some(300 * S);
+    q.announce_every = None;
     let mut acd = Acd::new(t0, vec![agent("alice")], vec![q]);
     enqueue(&mut acd, t0, 1, 0);
     enqueue(&mut acd, t0 + S, 2, 0);

@@ -6,12 +6,11 @@
 //! behind as an [`Orphan`]: it ACKs the final response, and a 2xx that raced
 //! the CANCEL gets an ACK and a BYE. Pure, like the rest of the engine.
 
-use super::bridge::{AgentLeg, AgentLegState, Bridged};
+use super::bridge::{AgentLeg, AgentLegState};
 use super::call::{CallRef, Leg};
 use super::uas::via;
 use super::{Engine, Output, TimerRef};
 use crate::acd::{AcdEvent, Missed};
-use crate::media::relay::Relay;
 use crate::media::session::{MediaGuard, MediaSession, MediaTransport};
 use crate::sip::dialog::{cancel_for, Dialog};
 use crate::sip::message::{HeaderName, Method, Request, Response};
@@ -39,9 +38,17 @@ impl Engine {
         if self.orphans.contains_key(call_id) {
             return self.on_orphan_response(now, call_id, &resp);
         }
-        let Some(&(id, Leg::Agent)) = self.by_call_id.get(call_id) else {
-            self.stats.stray_responses += 1;
-            return;
+        let id = match self.by_call_id.get(call_id) {
+            Some(&(id, Leg::Agent)) => id,
+            Some(&(id, Leg::Caller))
+                if self.calls.get(&id).is_some_and(|c| c.callback.is_some()) =>
+            {
+                return self.on_customer_response(now, id, resp);
+            }
+            _ => {
+                self.stats.stray_responses += 1;
+                return;
+            }
         };
         self.in_progress = Some(id);
         let Some(leg) = self.calls.get_mut(&id).and_then(|c| c.agent.as_mut()) else {
@@ -186,34 +193,25 @@ impl Engine {
             seq,
             ts,
         );
-        media.start_relay();
         leg.state = AgentLegState::Talking;
         let agent = leg.agent.clone();
         let waited = now.saturating_duration_since(call.queued_at.unwrap_or(now));
         let ring_ms = now.saturating_duration_since(leg.offered_at).as_millis() as u64;
-        let Some(caller_media) = call.media.as_mut() else {
-            return;
-        };
-        let to_caller = Relay::new(
-            media.format(),
-            caller_media.format(),
-            caller_media.stream_position(),
-        );
-        let to_agent = Relay::new(
-            caller_media.format(),
-            media.format(),
-            media.stream_position(),
-        );
-        caller_media.start_relay();
-        leg.media = Some(media);
-        call.bridged = Some(Bridged {
-            agent: agent.clone(),
-            at: now,
-            to_agent,
-            to_caller,
-            held_by_agent: false,
-        });
         call.offers.push(format!("answered by {agent}"));
+        let Some(caller_media) = call.media.as_mut() else {
+            // A callback: the agent first, then the customer is dialled.
+            leg.media = Some(media);
+            let key = self.key(id);
+            self.tell_acd(AcdEvent::Answered { call: key, agent });
+            return self.callback_agent_answered(now, id);
+        };
+        call.bridged = Some(super::bridge::bridge(
+            caller_media,
+            &mut media,
+            agent.clone(),
+            now,
+        ));
+        leg.media = Some(media);
         call.span.in_scope(|| {
             tracing::info!(%agent, wait_s = waited.as_secs_f32(), ring_ms, "agent answered: bridged")
         });
@@ -347,9 +345,22 @@ impl Engine {
             );
         }
         let agent = leg.agent.clone();
+        let callback_waiting = call
+            .callback
+            .as_ref()
+            .is_some_and(|c| c.state == super::callback::CustomerState::AgentFirst);
         self.release_agent_leg(leg, now);
         if let (Some(why), None) = (why, &bridged) {
             self.offer_failed(id, agent, why);
+        }
+        if callback_waiting {
+            // The callback keeps its place in the ACD; this call is forgotten.
+            if let Some(c) = self.forget_call(id) {
+                c.span
+                    .in_scope(|| tracing::info!("callback's agent did not answer"));
+                self.stats.calls_ended = self.stats.calls_ended.saturating_sub(1);
+            }
+            return;
         }
         self.schedule_call(id);
     }

@@ -11,7 +11,7 @@ use crate::flow::interp::{
     Customer, FlowAction, FlowEvent, Interp, Lookup, QueueLimit, WebhookReply,
 };
 use crate::sip::message::{HeaderName, Request};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 impl Engine {
     /// Wall time at `now`, from the anchor the runtime sets.
@@ -102,6 +102,92 @@ impl Engine {
             }
         }
         self.run_actions(now, id);
+    }
+
+    /// The store committed the callback the flow booked (or could not): the
+    /// ACD gets it (keeping the caller's place) and the flow says "booked".
+    pub(super) fn callback_stored(&mut self, now: Instant, id: CallRef, ok: bool) {
+        self.in_progress = Some(id);
+        let key = self.key(id);
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        let booked = call
+            .app
+            .as_ref()
+            .and_then(|a| a.outcome())
+            .and_then(|o| o.queue().map(str::to_string));
+        if ok {
+            self.stats.callbacks_booked += 1;
+            call.span.in_scope(|| tracing::info!("callback stored"));
+            if let Some(queue) = booked {
+                let number = call.pending_callback.take().unwrap_or_default();
+                let own = Some(&number) == call.caller_e164.as_ref();
+                self.out
+                    .push_back(Output::Acd(crate::acd::AcdEvent::CallbackBooked {
+                        call: key,
+                        id: call.dialog.call_id.clone(),
+                        number,
+                        queue,
+                        own,
+                    }));
+            }
+        } else {
+            self.stats.callbacks_refused += 1;
+            call.span
+                .in_scope(|| tracing::error!("callback could not be stored"));
+        }
+        if let Some(app) = call.app.as_mut() {
+            app.handle(now, FlowEvent::CallbackBooked(ok));
+        }
+        self.run_actions(now, id);
+        self.schedule_call(id);
+    }
+
+    /// The ACD's announcement to a waiting caller, over the queue's music.
+    pub(super) fn announce(
+        &mut self,
+        id: CallRef,
+        position: usize,
+        ewt: Option<Duration>,
+        prompt: Option<String>,
+    ) {
+        let music = self.queue_music(id).unwrap_or_else(|| "music/hold".into());
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        if call.queued.is_none() || call.agent.is_some() || call.bridged.is_some() {
+            return;
+        }
+        let lang = call
+            .app
+            .as_ref()
+            .map(|a| a.language().to_string())
+            .unwrap_or_else(|| call.flow.default_language().to_string());
+        let keys = announcement(&lang, prompt.as_deref(), ewt);
+        let prompts: Vec<_> = keys
+            .iter()
+            .filter_map(|k| call.flows.prompts.get(k).cloned())
+            .collect();
+        if let Some(e) = ewt {
+            call.ewt.get_or_insert(e);
+        }
+        let (Some(m), Some(music)) = (call.media.as_mut(), call.flows.prompts.get(&music)) else {
+            return;
+        };
+        if prompts.is_empty() {
+            return;
+        }
+        call.span.in_scope(|| {
+            tracing::info!(
+                position,
+                ewt_s = ewt.map(|e| e.as_secs()),
+                prompt = prompt.as_deref().unwrap_or(""),
+                "announced"
+            )
+        });
+        m.announce(prompts, music.clone());
+        self.stats.announcements += 1;
     }
 
     /// The store's answer to a `StoreRequest::Lookup` (ignored when late).
@@ -216,8 +302,9 @@ impl Engine {
                         Lookup::Known(Customer {
                             name: Some(name), ..
                         }) => format!("{name} {number}"),
-                        _ => number,
+                        _ => number.clone(),
                     };
+                    let profile = profile(call, number);
                     // A new queue (the human key pressed in another one) moves
                     // the caller there, unless an agent already rings or talks.
                     let moving = call.agent.is_none()
@@ -256,6 +343,7 @@ impl Engine {
                                 queue,
                                 priority,
                                 caller,
+                                profile,
                             }));
                     }
                 }
@@ -302,13 +390,39 @@ impl Engine {
                     });
                 }
                 FlowAction::BookCallback { number, queue } => {
-                    let req = StoreRequest::BookCallback {
-                        call_id: call.dialog.call_id.clone(),
-                        number,
-                        queue,
-                        at: wall,
-                    };
-                    self.out.push_back(Output::Store(req));
+                    // The caller's own number, or one the config allows (no
+                    // free dialling: a collected number could be anywhere).
+                    let cc = &self.cfg.country_code;
+                    let normal = crate::number::e164(&number, cc);
+                    let own = normal.is_some() && normal.as_deref() == call.caller_e164.as_deref();
+                    let allowed = normal.as_deref().is_some_and(|n| {
+                        super::callback::may_dial(n, own, &self.cfg.callback_allowed, cc)
+                    });
+                    match normal.filter(|_| allowed) {
+                        Some(number) => {
+                            call.span
+                                .in_scope(|| tracing::info!(%queue, own, "booking a callback"));
+                            call.pending_callback = Some(number.clone());
+                            let req = StoreRequest::BookCallback {
+                                call: id,
+                                call_id: call.dialog.call_id.clone(),
+                                number,
+                                queue,
+                                at: wall,
+                                own,
+                            };
+                            self.out.push_back(Output::Store(req));
+                        }
+                        None => {
+                            call.span.in_scope(
+                                || tracing::warn!(%queue, "callback refused: number not allowed"),
+                            );
+                            self.stats.callbacks_refused += 1;
+                            if let Some(app) = call.app.as_mut() {
+                                app.handle(now, FlowEvent::CallbackBooked(false));
+                            }
+                        }
+                    }
                 }
                 FlowAction::Hangup => {
                     self.end_call(now, id, true, "hung up by the flow");
@@ -396,7 +510,11 @@ impl Engine {
                 .collect(),
             outcome: outcome_name,
             ended_by: ended_by.to_string(),
-            queue: outcome.as_ref().and_then(|o| o.queue()).map(str::to_string),
+            queue: outcome
+                .as_ref()
+                .and_then(|o| o.queue())
+                .map(str::to_string)
+                .or_else(|| call.queued.clone()),
             agent: bridged.map(|b| b.agent.clone()),
             wait_ms: ms(call.queued_at, bridged.map(|b| b.at).unwrap_or(now)),
             talk_ms: bridged.map(|b| now.saturating_duration_since(b.at).as_millis() as u64),
@@ -408,6 +526,8 @@ impl Engine {
                 .and_then(|a| a.announced(now))
                 .and_then(|t| ms(call.answered_at, t)),
             lookup_ms: call.lookup_done.and_then(|t| ms(Some(call.started), t)),
+            route: (!call.route.is_empty()).then(|| call.route.join("; ")),
+            ewt_ms: call.ewt.map(|e| e.as_millis() as u64),
         };
         call.span
             .in_scope(|| tracing::debug!(path = %record.path.join(" → "), "flow ended"));
@@ -496,4 +616,44 @@ fn voicemail(call: &Call, at: jiff::Timestamp, pcm: Vec<i16>) -> StoreRequest {
         at,
         pcm,
     }
+}
+
+/// What routing needs to know of the caller: their history from the store,
+/// and the call's language when the customer has none on record.
+fn profile(call: &Call, number: String) -> crate::acd::Profile {
+    let lang = call.app.as_ref().map(|a| a.language().to_string());
+    match &call.lookup {
+        Lookup::Known(c) => crate::acd::Profile {
+            number,
+            last_agent: c.last_agent.clone().zip(c.last_agent_ago),
+            repeat: c.recent_calls > 0,
+            tier: c.tier.clone(),
+            language: c.language.clone().or(lang),
+        },
+        _ => crate::acd::Profile {
+            number,
+            language: lang,
+            ..Default::default()
+        },
+    }
+}
+
+/// The prompts of an announcement: a policy's prompt, then "the estimated
+/// wait is about N minutes" (rounded up; the `num-N` prompts say N).
+fn announcement(lang: &str, prompt: Option<&str>, ewt: Option<Duration>) -> Vec<String> {
+    let mut keys: Vec<String> = prompt.map(|p| format!("{lang}/{p}")).into_iter().collect();
+    if let Some(e) = ewt {
+        let minutes = e.as_secs().div_ceil(60).clamp(1, 60);
+        keys.push(format!("{lang}/ewt-about"));
+        keys.extend(
+            crate::flow::say::say(crate::flow::model::SayKind::Number, &minutes.to_string())
+                .into_iter()
+                .map(|k| format!("{lang}/{k}")),
+        );
+        keys.push(format!(
+            "{lang}/{}",
+            if minutes == 1 { "minute" } else { "minutes" }
+        ));
+    }
+    keys
 }

@@ -40,6 +40,10 @@ pub struct Offer {
     pub ring_timeout: Duration,
     /// The agent's bindings, newest first (the first is rung).
     pub bindings: Vec<Binding>,
+    /// Why this agent (the routing decision, kept in the call record).
+    pub reason: String,
+    /// A callback's turn: the engine makes the call, then rings the agent.
+    pub dial: Option<super::callback::Dial>,
 }
 
 /// Where the agent leg stands.
@@ -126,15 +130,19 @@ impl Engine {
     }
 
     /// The ACD offers one of this shard's callers to an agent.
-    pub(super) fn handle_offer(&mut self, now: Instant, offer: Offer) {
+    pub(super) fn handle_offer(&mut self, now: Instant, mut offer: Offer) {
         self.in_progress = Some(offer.call);
         let Some(binding) = offer.bindings.first().cloned() else {
             return self.offer_failed(offer.call, offer.agent, Missed::Unreachable);
         };
-        let usable = self
-            .calls
-            .get(&offer.call)
-            .is_some_and(|c| c.agent.is_none() && c.bridged.is_none() && c.media.is_some());
+        if let Some(dial) = offer.dial.take() {
+            if !self.start_callback(now, offer.call, dial, binding.local) {
+                return self.offer_failed(offer.call, offer.agent, Missed::CallGone);
+            }
+        }
+        let usable = self.calls.get(&offer.call).is_some_and(|c| {
+            c.agent.is_none() && c.bridged.is_none() && (c.media.is_some() || c.callback.is_some())
+        });
         if !usable {
             return self.offer_failed(offer.call, offer.agent, Missed::CallGone);
         }
@@ -153,8 +161,10 @@ impl Engine {
             ip => self.cfg.advertise_ip.unwrap_or(ip),
         };
         call.span.in_scope(|| {
-            tracing::info!(agent = %offer.agent, transport = binding.transport.via_name(), "offering to agent")
+            tracing::info!(agent = %offer.agent, reason = %offer.reason, transport = binding.transport.via_name(), "offering to agent")
         });
+        call.route
+            .push(format!("{}: {}", offer.agent, offer.reason));
         call.agent = Some(AgentLeg {
             agent: offer.agent,
             call_id: call_id.clone(),
@@ -412,10 +422,20 @@ impl Engine {
     pub(super) fn end_agent_side(&mut self, now: Instant, call: &mut Call) {
         let key = self.key(call.id);
         let Some(mut leg) = call.agent.take() else {
-            if call.queued.is_some() && call.bridged.is_none() {
+            if call.queued.is_some() && call.bridged.is_none() && call.callback.is_none() {
                 self.tell_acd(AcdEvent::Left { call: key });
             }
             return;
+        };
+        // A callback is not a caller in the queue: its agent's offer ends.
+        let gone = if call.callback.is_some() {
+            AcdEvent::OfferFailed {
+                call: key,
+                agent: agent_id(&leg),
+                why: Missed::CallGone,
+            }
+        } else {
+            AcdEvent::Left { call: key }
         };
         let agent = leg.agent.clone();
         match leg.state {
@@ -430,11 +450,44 @@ impl Engine {
                     let target = (leg.binding.transport, leg.binding.source);
                     self.send_cancel(now, &invite, target);
                 }
-                self.tell_acd(AcdEvent::Left { call: key });
+                self.tell_acd(gone);
             }
-            _ => self.tell_acd(AcdEvent::Left { call: key }),
+            _ => self.tell_acd(gone),
         }
         self.release_agent_leg(leg, now);
+    }
+}
+
+fn agent_id(leg: &AgentLeg) -> String {
+    leg.agent.clone()
+}
+
+/// Joins a caller leg and an agent leg: each relay carries on the stream the
+/// receiving side already sees (its SSRC, sequence and timestamps).
+pub fn bridge(
+    caller: &mut MediaSession,
+    agent_media: &mut MediaSession,
+    agent: String,
+    at: Instant,
+) -> Bridged {
+    let to_caller = Relay::new(
+        agent_media.format(),
+        caller.format(),
+        caller.stream_position(),
+    );
+    let to_agent = Relay::new(
+        caller.format(),
+        agent_media.format(),
+        agent_media.stream_position(),
+    );
+    caller.start_relay();
+    agent_media.start_relay();
+    Bridged {
+        agent,
+        at,
+        to_agent,
+        to_caller,
+        held_by_agent: false,
     }
 }
 

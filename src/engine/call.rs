@@ -84,6 +84,14 @@ pub struct Call {
     pub bridged: Option<super::bridge::Bridged>,
     /// What each offer to an agent came to (kept in the record's path).
     pub offers: Vec<String>,
+    /// The routing decisions with their reasons (kept in the record).
+    pub route: Vec<String>,
+    /// The estimated wait the ACD announced (kept in the record).
+    pub ewt: Option<Duration>,
+    /// The number of a callback being committed to the store.
+    pub pending_callback: Option<String>,
+    /// A callback's customer leg (the call was made by the engine).
+    pub callback: Option<super::callback::CustomerLeg>,
     /// An agent's feature-code call: the agent and the code (no flow runs).
     pub feature: Option<(String, crate::acd::FeatureCode)>,
 }
@@ -113,6 +121,7 @@ impl Call {
             self.answer_at,
             Some(self.started + cfg.max_call),
             self.agent.as_ref().and_then(|a| a.poll_timeout()),
+            self.callback.as_ref().and_then(|c| c.poll_timeout()),
         ]
         .into_iter()
         .flatten()

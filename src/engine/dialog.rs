@@ -162,6 +162,7 @@ impl Engine {
             "caller"
         };
         let outcome = self.finish_record(now, &mut call, ended_by);
+        self.list_if_abandoned(now, &call, &outcome);
         if let Some(b) = &call.bridged {
             let talk_s = now.saturating_duration_since(b.at).as_secs_f32();
             let wait_s = call
@@ -179,6 +180,39 @@ impl Engine {
         if send_bye {
             self.send_bye(now, &mut call);
         }
+    }
+
+    /// A caller who hung up after waiting long enough goes on the call-back
+    /// list with their number and wait (DESIGN §1: never lose a caller).
+    fn list_if_abandoned(&mut self, now: Instant, call: &Call, outcome: &str) {
+        let (Some(after), Some(queue), Some(at)) = (
+            self.cfg.list_abandoned_after,
+            call.queued.as_ref(),
+            call.queued_at,
+        ) else {
+            return;
+        };
+        let waited = now.saturating_duration_since(at);
+        if outcome != "abandoned" || call.callback.is_some() || waited < after {
+            return;
+        }
+        let Some(number) = call.caller_e164.clone() else {
+            return;
+        };
+        call.span.in_scope(|| {
+            tracing::info!(
+                waited_s = waited.as_secs(),
+                "gave up waiting: on the call-back list"
+            )
+        });
+        let req = super::StoreRequest::ListAbandoned {
+            call_id: call.dialog.call_id.clone(),
+            number,
+            queue: queue.clone(),
+            at: self.wall(now),
+            waited_ms: waited.as_millis() as u64,
+        };
+        self.out.push_back(Output::Store(req));
     }
 
     fn send_bye(&mut self, now: Instant, call: &mut Call) {
@@ -221,6 +255,7 @@ impl Engine {
 
     pub(super) fn call_timeout(&mut self, now: Instant, id: CallRef) {
         self.agent_timeout(now, id);
+        self.callback_timeout(now, id);
         let rtp_timeout = self.cfg.rtp_timeout;
         let Some(call) = self.calls.get_mut(&id) else {
             return;

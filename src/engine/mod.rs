@@ -24,6 +24,7 @@ mod agent_leg;
 mod app;
 pub mod bridge;
 pub mod call;
+pub mod callback;
 mod dialog;
 mod guard;
 pub mod record;
@@ -89,6 +90,13 @@ pub struct EngineConfig {
     /// This shard's index: agent-leg Call-IDs carry it (`vxa<shard>-…`) so
     /// that their responses and requests reach this shard.
     pub shard: usize,
+    /// Where callbacks are dialled (none: callbacks are kept, not dialled).
+    pub outbound: Option<callback::Outbound>,
+    /// Numbers a flow may book a callback to besides the caller's own.
+    pub callback_allowed: Vec<String>,
+    /// Callers who hang up after waiting this long in a queue go on the
+    /// call-back list.
+    pub list_abandoned_after: Option<Duration>,
 }
 
 impl Default for EngineConfig {
@@ -115,6 +123,9 @@ impl Default for EngineConfig {
             show_numbers: false,
             seed: 1,
             shard: 0,
+            outbound: None,
+            callback_allowed: Vec::new(),
+            list_abandoned_after: Some(Duration::from_secs(30)),
         }
     }
 }
@@ -206,6 +217,16 @@ pub enum Input<'a> {
     QueueLimit {
         call: CallRef,
         limit: crate::flow::model::QueueLimit,
+    },
+    /// The store committed (or could not take) a callback a flow booked.
+    CallbackStored { call: CallRef, ok: bool },
+    /// The ACD's announcement for a waiting caller: a policy's prompt, then
+    /// position and estimated wait (each only when given).
+    Announce {
+        call: CallRef,
+        position: usize,
+        ewt: Option<Duration>,
+        prompt: Option<String>,
     },
     /// The registered agents' phones changed (source address → agent).
     AgentPhones(Arc<HashMap<SocketAddr, String>>),
@@ -307,6 +328,15 @@ pub struct Stats {
     pub calls_refused_agent_phone: u64,
     /// Feature codes dialled from agents' phones.
     pub feature_codes: u64,
+    /// Callbacks booked by flows and committed to the store.
+    pub callbacks_booked: u64,
+    /// Callbacks refused (number not allowed, or the store failed).
+    pub callbacks_refused: u64,
+    /// Callbacks' calls started (agent rung), and those that reached the customer.
+    pub callbacks_dialled: u64,
+    pub callbacks_connected: u64,
+    /// Waiting callers told their estimated wait or a policy's announcement.
+    pub announcements: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -461,6 +491,13 @@ impl Engine {
             Input::WebhookFinished { call, reply } => self.webhook_finished(now, call, reply),
             Input::Offer(offer) => self.handle_offer(now, offer),
             Input::QueueLimit { call, limit } => self.queue_limit(now, call, limit),
+            Input::CallbackStored { call, ok } => self.callback_stored(now, call, ok),
+            Input::Announce {
+                call,
+                position,
+                ewt,
+                prompt,
+            } => self.announce(call, position, ewt, prompt),
             Input::AgentPhones(phones) => self.agent_phones = phones,
             Input::SourceLimited { ip, until } => self.source_limited(now, ip, until),
             Input::Overloaded(on) => self.overloaded = on,

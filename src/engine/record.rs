@@ -37,6 +37,10 @@ pub struct CallRecord {
     pub lookup_ms: Option<u64>,
     /// Whether the store knew the caller.
     pub known: bool,
+    /// The routing decisions with their reasons (`anna: sticky: last agent anna`).
+    pub route: Option<String>,
+    /// The estimated wait announced to the caller.
+    pub ewt_ms: Option<u64>,
 }
 
 /// Work for the store shell (imperative).
@@ -48,11 +52,41 @@ pub enum StoreRequest {
         number: String,
     },
     RecordCall(Box<CallRecord>),
+    /// Commit a callback now (not batched); answer with
+    /// `Input::CallbackStored` before the caller hears it is booked.
     BookCallback {
+        call: CallRef,
         call_id: String,
         number: String,
         queue: String,
         at: jiff::Timestamp,
+        /// The number is the caller's own.
+        own: bool,
+    },
+    /// A callback's call went somewhere: its new status and attempts.
+    UpdateCallback {
+        id: String,
+        status: String,
+        attempts: u32,
+        at: jiff::Timestamp,
+    },
+    /// A queue's high-load policy switched, with the figures that did it.
+    LoadEvent {
+        queue: String,
+        policy: String,
+        on: bool,
+        at: jiff::Timestamp,
+        ewt_ms: Option<u64>,
+        waiting: usize,
+        available: usize,
+    },
+    /// A caller who gave up after waiting: on the call-back list (not dialled).
+    ListAbandoned {
+        call_id: String,
+        number: String,
+        queue: String,
+        at: jiff::Timestamp,
+        waited_ms: u64,
     },
     /// 8 kHz mono samples to keep as a WAV file with a voicemail record.
     SaveVoicemail {

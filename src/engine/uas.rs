@@ -489,6 +489,10 @@ impl Engine {
             agent: None,
             bridged: None,
             offers: Vec::new(),
+            route: Vec::new(),
+            ewt: None,
+            callback: None,
+            pending_callback: None,
             feature,
         };
         tx.send_response(now, 100, make_response(&req, 100, None, source).to_bytes());
@@ -560,6 +564,9 @@ impl Engine {
         };
         if leg == Leg::Agent {
             return self.agent_media_opened(now, id, port, ok);
+        }
+        if self.calls.get(&id).is_some_and(|c| c.callback.is_some()) {
+            return self.callback_media_opened(now, id, ok);
         }
         if !ok {
             // Taken by another program, or no descriptor left: the port goes

@@ -87,6 +87,10 @@ impl CustomerSpec {
             recent_calls: self.recent_calls,
             last_outcome: self.last_outcome.clone(),
             last_agent: self.last_agent.clone(),
+            last_agent_ago: self
+                .last_agent
+                .as_ref()
+                .map(|_| Duration::from_secs(86_400)),
         }
     }
 }

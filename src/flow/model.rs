@@ -68,6 +68,9 @@ pub struct Human {
     pub keys: BTreeMap<String, StepId>,
     pub on_timeout: Option<StepId>,
     pub on_full: Option<StepId>,
+    /// Where a caller entering while the queue's high-load policy is on
+    /// (and offers callbacks) goes: usually a callback offer.
+    pub on_high_load: Option<StepId>,
     pub on_closed: Option<StepId>,
 }
 
@@ -77,6 +80,7 @@ impl Human {
             keys: self.keys.clone(),
             on_timeout: self.on_timeout.clone(),
             on_full: self.on_full.clone(),
+            on_high_load: self.on_high_load.clone(),
             on_closed: self.on_closed.clone(),
         }
     }
@@ -92,6 +96,9 @@ pub struct QueueExits {
     pub keys: BTreeMap<String, StepId>,
     pub on_timeout: Option<StepId>,
     pub on_full: Option<StepId>,
+    /// Where a caller entering while the queue's high-load policy is on
+    /// (and offers callbacks) goes: usually a callback offer.
+    pub on_high_load: Option<StepId>,
     pub on_closed: Option<StepId>,
 }
 
@@ -102,6 +109,7 @@ impl QueueExits {
         for (f, t) in [
             ("on_timeout", &self.on_timeout),
             ("on_full", &self.on_full),
+            ("on_high_load", &self.on_high_load),
             ("on_closed", &self.on_closed),
         ] {
             if t.is_some() {
@@ -115,6 +123,7 @@ impl QueueExits {
         match limit {
             QueueLimit::Timeout => self.on_timeout.as_ref(),
             QueueLimit::Full => self.on_full.as_ref(),
+            QueueLimit::HighLoad => self.on_high_load.as_ref(),
             QueueLimit::Closed => self.on_closed.as_ref(),
         }
     }
@@ -129,6 +138,8 @@ pub enum QueueLimit {
     Full,
     /// The queue's hours are closed.
     Closed,
+    /// The queue's high-load policy is on and offers callbacks.
+    HighLoad,
 }
 
 fn default_human_key() -> char {
@@ -292,6 +303,7 @@ pub enum Step {
         keys: BTreeMap<String, StepId>,
         on_timeout: Option<StepId>,
         on_full: Option<StepId>,
+        on_high_load: Option<StepId>,
         on_closed: Option<StepId>,
     },
     /// Send the call to a configured SIP destination.
@@ -314,9 +326,13 @@ pub enum Step {
         queue: String,
         /// A variable holding the number to call; default the caller's number.
         number_var: Option<String>,
+        /// Played once the callback is committed to the store ("booked").
         #[serde(default)]
         prompts: Vec<String>,
         next: Option<StepId>,
+        /// Taken when the number is not allowed or the store cannot take it
+        /// (default: the human key's queue).
+        on_error: Option<StepId>,
     },
     /// Play prompts, then hang up.
     Hangup {
@@ -478,8 +494,10 @@ impl Step {
             Step::Play { next, .. }
             | Step::Set { next, .. }
             | Step::Say { next, .. }
-            | Step::Voicemail { next, .. }
-            | Step::Callback { next, .. } => vec![("next", next.as_ref())],
+            | Step::Voicemail { next, .. } => vec![("next", next.as_ref())],
+            Step::Callback { next, on_error, .. } => {
+                vec![("next", next.as_ref()), ("on_error", on_error.as_ref())]
+            }
             Step::Menu {
                 options, on_fail, ..
             } => {
@@ -519,6 +537,7 @@ impl Step {
                 keys,
                 on_timeout,
                 on_full,
+                on_high_load,
                 on_closed,
                 ..
             } => {
@@ -526,6 +545,7 @@ impl Step {
                 for (f, t) in [
                     ("on_timeout", on_timeout),
                     ("on_full", on_full),
+                    ("on_high_load", on_high_load),
                     ("on_closed", on_closed),
                 ] {
                     if let Some(t) = t {

@@ -29,6 +29,16 @@ impl Player {
         self.looped = (prompt.frames() > 0).then_some(prompt);
     }
 
+    /// Plays `prompts`, then `looped` again and again (an announcement over
+    /// music on hold: the music resumes from its start).
+    pub fn play_then_loop(&mut self, prompts: Vec<Arc<Prompt>>, looped: Arc<Prompt>) {
+        self.play(prompts);
+        if self.queue.is_empty() {
+            return self.play_looped(looped);
+        }
+        self.looped = (looped.frames() > 0).then_some(looped);
+    }
+
     pub fn stop(&mut self) {
         self.looped = None;
         self.queue.clear();

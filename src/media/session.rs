@@ -254,6 +254,13 @@ impl MediaSession {
         self.marker = true;
     }
 
+    /// Plays an announcement, then loops `music` (a waiting caller hears
+    /// their estimated wait over hold music).
+    pub fn announce(&mut self, prompts: Vec<Arc<Prompt>>, music: Arc<Prompt>) {
+        self.player.play_then_loop(prompts, music);
+        self.marker = true;
+    }
+
     pub fn stop(&mut self) {
         self.player.stop();
     }

@@ -19,6 +19,8 @@ use crate::acd::registrar::{Registrar, RegistrarEvent, RegistrarSettings};
 use crate::acd::{Acd, AcdCommand, AcdEvent, AgentSettings, Missed, QueueSettings};
 use crate::engine::bridge::Offer;
 use crate::engine::call::CallRef;
+use crate::engine::callback::Dial;
+use crate::engine::StoreRequest;
 use crate::sip::message::{Message, Method};
 use crate::sip::parse::parse_message;
 use crate::sip::{response_destination, Transport};
@@ -62,6 +64,12 @@ pub(crate) struct AcdContext {
     pub passwords: HashMap<String, String>,
     pub registrar: RegistrarSettings,
     pub nonce_lifetime: Duration,
+    /// Callback status changes and high-load events are written here;
+    /// pending callbacks are read back at start.
+    pub store: crate::store::worker::StoreHandle,
+    pub shards: usize,
+    /// Callbacks dialled at once (0: no outbound trunk, callbacks are kept).
+    pub max_dialling: usize,
     pub udp: std::net::UdpSocket,
     pub writers: TcpWriters,
 }
@@ -122,6 +130,7 @@ struct Owner {
     udp: std::net::UdpSocket,
     writers: TcpWriters,
     inboxes: Vec<Inbox>,
+    store: crate::store::worker::StoreHandle,
 }
 
 async fn run(
@@ -132,14 +141,29 @@ async fn run(
 ) {
     let now = Instant::now();
     let nonces = Nonces::new(secret(), now, ctx.nonce_lifetime);
+    let mut acd = Acd::new(now, ctx.agents, ctx.queues);
+    acd.set_dialling(ctx.shards, ctx.max_dialling);
+    // Pending callbacks survive restarts: back in line in booking order.
+    match ctx.store.pending_callbacks().await {
+        Ok(pending) => {
+            if !pending.is_empty() {
+                tracing::info!(callbacks = pending.len(), "pending callbacks restored");
+            }
+            for (cb, queue) in pending {
+                acd.restore_callback(now, cb, &queue);
+            }
+        }
+        Err(e) => tracing::error!(error = %e, "pending callbacks could not be read"),
+    }
     let mut o = Owner {
-        acd: Acd::new(now, ctx.agents, ctx.queues),
+        acd,
         registrar: Registrar::new(ctx.registrar, nonces, ctx.passwords),
         phones_generation: None,
         pinned: Default::default(),
         udp: ctx.udp,
         writers: ctx.writers,
         inboxes,
+        store: ctx.store,
     };
     let (mut reg_open, mut ev_open) = (true, true);
     while reg_open || ev_open {
@@ -300,38 +324,109 @@ impl Owner {
                             .await;
                     }
                 }
+                AcdCommand::Announce {
+                    call,
+                    position,
+                    ewt,
+                    prompt,
+                } => {
+                    if let Some(i) = self.inboxes.get(call.shard) {
+                        let _ = i.urgent.try_send(ShardInput::Announce {
+                            call: CallRef(call.call),
+                            position,
+                            ewt,
+                            prompt,
+                        });
+                    }
+                }
+                AcdCommand::CallbackUpdated {
+                    id,
+                    status,
+                    attempts,
+                } => self.store.submit(StoreRequest::UpdateCallback {
+                    id,
+                    status: status.to_string(),
+                    attempts,
+                    at: jiff::Timestamp::now(),
+                }),
+                AcdCommand::HighLoad {
+                    queue,
+                    policy,
+                    on,
+                    figures,
+                } => {
+                    tracing::info!(%queue, %policy, on, waiting = figures.waiting, available = figures.available,
+                        ewt_s = figures.ewt.map(|e| e.as_secs()), "high-load policy switched");
+                    self.store.submit(StoreRequest::LoadEvent {
+                        queue,
+                        policy,
+                        on,
+                        at: jiff::Timestamp::now(),
+                        ewt_ms: figures.ewt.map(|e| e.as_millis() as u64),
+                        waiting: figures.waiting,
+                        available: figures.available,
+                    });
+                }
                 AcdCommand::Offer {
                     call,
                     agent,
                     display,
                     ring_timeout,
+                    reason,
                 } => {
-                    let now = Instant::now();
-                    let bindings = self.registrar.contacts(&agent, now);
-                    let inbox = self.inboxes.get(call.shard);
                     let offer = Offer {
                         call: CallRef(call.call),
-                        agent: agent.clone(),
+                        agent,
                         display,
                         ring_timeout,
-                        bindings,
+                        bindings: Vec::new(),
+                        reason,
+                        dial: None,
                     };
-                    let sent = match inbox {
-                        Some(i) => i.urgent.send(ShardInput::Offer(offer)).await.is_ok(),
-                        None => false,
+                    self.send_offer(call, offer).await;
+                }
+                AcdCommand::Dial {
+                    call,
+                    callback,
+                    queue,
+                    agent,
+                    ring_timeout,
+                    reason,
+                } => {
+                    let offer = Offer {
+                        call: CallRef(call.call),
+                        agent,
+                        display: format!("Callback {}", callback.number),
+                        ring_timeout,
+                        bindings: Vec::new(),
+                        reason,
+                        dial: Some(Dial { callback, queue }),
                     };
-                    if !sent {
-                        self.acd.handle(
-                            now,
-                            AcdEvent::OfferFailed {
-                                call,
-                                agent,
-                                why: Missed::CallGone,
-                            },
-                        );
-                    }
+                    self.send_offer(call, offer).await;
                 }
             }
+        }
+    }
+
+    /// Sends an offer (with the agent's bindings) to the shard of its call;
+    /// an offer that cannot be delivered fails at once.
+    async fn send_offer(&mut self, call: crate::acd::CallKey, mut offer: Offer) {
+        let now = Instant::now();
+        let agent = offer.agent.clone();
+        offer.bindings = self.registrar.contacts(&agent, now);
+        let sent = match self.inboxes.get(call.shard) {
+            Some(i) => i.urgent.send(ShardInput::Offer(offer)).await.is_ok(),
+            None => false,
+        };
+        if !sent {
+            self.acd.handle(
+                now,
+                AcdEvent::OfferFailed {
+                    call,
+                    agent,
+                    why: Missed::CallGone,
+                },
+            );
         }
     }
 }

@@ -90,6 +90,13 @@ pub(crate) enum ShardInput {
     Offer(crate::engine::bridge::Offer),
     /// The registered agents' phones changed (source address → agent).
     AgentPhones(Arc<HashMap<SocketAddr, String>>),
+    /// The ACD's announcement for a caller waiting on this shard.
+    Announce {
+        call: crate::engine::call::CallRef,
+        position: usize,
+        ewt: Option<Duration>,
+        prompt: Option<String>,
+    },
     /// A caller on this shard reached a limit of their queue.
     QueueLimit {
         call: crate::engine::call::CallRef,
@@ -216,6 +223,10 @@ pub fn serve(cfg: Config) -> Result<(), RuntimeError> {
         ^ std::process::id() as u64;
 
     let (agents, queues) = cfg.acd_settings();
+    let outbound = cfg.outbound();
+    if let Some(o) = &outbound {
+        tracing::info!(trunk = %o.dest, "callbacks are dialled");
+    }
     let (inboxes_tx, inboxes_rx) = tokio::sync::oneshot::channel();
     let (acd, acd_thread) = acd::spawn(
         acd::AcdContext {
@@ -238,6 +249,13 @@ pub fn serve(cfg: Config) -> Result<(), RuntimeError> {
                 ..Default::default()
             },
             nonce_lifetime: Duration::from_secs(cfg.acd.nonce_lifetime_s),
+            store: store.clone(),
+            shards,
+            max_dialling: if outbound.is_some() {
+                cfg.callbacks.max_dialling
+            } else {
+                0
+            },
             udp: udp.try_clone()?,
             writers: writers.clone(),
         },
@@ -279,6 +297,10 @@ pub fn serve(cfg: Config) -> Result<(), RuntimeError> {
             show_numbers: cfg.log.show_numbers,
             seed: seed.wrapping_add(i as u64 * 0x1000_0000_0001),
             shard: i,
+            outbound: outbound.clone(),
+            callback_allowed: cfg.callbacks.allowed.clone(),
+            list_abandoned_after: (cfg.callbacks.list_abandoned_after_s > 0)
+                .then(|| Duration::from_secs(cfg.callbacks.list_abandoned_after_s)),
         };
         let (urgent, urgent_rx) = mpsc::channel(SHARD_QUEUE);
         let (fresh, fresh_rx) = mpsc::channel(FRESH_QUEUE);

@@ -243,6 +243,24 @@ fn handle_batch(
                     e.handle_input(now, Input::QueueLimit { call, limit })
                 });
             }
+            ShardInput::Announce {
+                call,
+                position,
+                ewt,
+                prompt,
+            } => {
+                guarded(&mut s.engine, now, |e| {
+                    e.handle_input(
+                        now,
+                        Input::Announce {
+                            call,
+                            position,
+                            ewt,
+                            prompt,
+                        },
+                    )
+                });
+            }
             ShardInput::Offer(offer) => {
                 guarded(&mut s.engine, now, |e| {
                     e.handle_input(now, Input::Offer(offer))
@@ -364,6 +382,25 @@ fn flush(s: &mut Shard, shared: &Rc<Shared>) {
                     let now = Instant::now();
                     guarded(&mut s.engine, now, |e| {
                         e.handle_input(now, Input::LookupFinished { call, result: r })
+                    });
+                    flush(&mut s, &shared);
+                    drop(s);
+                    shared.notify.notify_one();
+                });
+            }
+            Output::Store(req @ StoreRequest::BookCallback { .. }) => {
+                let StoreRequest::BookCallback { call, .. } = &req else {
+                    continue;
+                };
+                let call = *call;
+                let store = s.store.clone();
+                let shared = shared.clone();
+                tokio::task::spawn_local(async move {
+                    let ok = store.commit(req).await;
+                    let mut s = shared.shard.borrow_mut();
+                    let now = Instant::now();
+                    guarded(&mut s.engine, now, |e| {
+                        e.handle_input(now, Input::CallbackStored { call, ok })
                     });
                     flush(&mut s, &shared);
                     drop(s);

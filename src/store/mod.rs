@@ -54,13 +54,22 @@ pub fn ms(t: jiff::Timestamp) -> i64 {
 
 fn migrator() -> sqlx::migrate::Migrator {
     use sqlx::migrate::{Migration, MigrationType, Migrator};
-    Migrator::with_migrations(vec![Migration::new(
-        1,
-        "history".into(),
-        MigrationType::Simple,
-        include_str!("../../migrations/0001_history.sql").into_sql_str(),
-        false,
-    )])
+    Migrator::with_migrations(vec![
+        Migration::new(
+            1,
+            "history".into(),
+            MigrationType::Simple,
+            include_str!("../../migrations/0001_history.sql").into_sql_str(),
+            false,
+        ),
+        Migration::new(
+            2,
+            "routing".into(),
+            MigrationType::Simple,
+            include_str!("../../migrations/0002_routing.sql").into_sql_str(),
+            false,
+        ),
+    ])
 }
 
 impl Store {
@@ -121,7 +130,9 @@ impl Store {
                (SELECT COUNT(*) FROM calls WHERE caller = $1 AND started_ms >= $2) AS recent,
                (SELECT outcome FROM calls WHERE caller = $1 ORDER BY started_ms DESC LIMIT 1) AS last_outcome,
                (SELECT agent FROM calls WHERE caller = $1 AND agent IS NOT NULL
-                  ORDER BY started_ms DESC LIMIT 1) AS last_agent",
+                  ORDER BY started_ms DESC LIMIT 1) AS last_agent,
+               (SELECT started_ms FROM calls WHERE caller = $1 AND agent IS NOT NULL
+                  ORDER BY started_ms DESC LIMIT 1) AS last_agent_ms",
         )
         .bind(number)
         .bind(since)
@@ -143,6 +154,11 @@ impl Store {
             recent_calls: recent.max(0) as u32,
             last_outcome,
             last_agent: text("last_agent"),
+            last_agent_ago: row
+                .try_get::<Option<i64>, _>("last_agent_ms")
+                .ok()
+                .flatten()
+                .map(|t| std::time::Duration::from_millis(ms(now).saturating_sub(t).max(0) as u64)),
         }))
     }
 
@@ -169,7 +185,71 @@ impl Store {
                     number,
                     queue,
                     at,
-                } => Self::insert_callback(&mut tx, call_id, number, queue, *at).await?,
+                    own,
+                    ..
+                } => {
+                    Self::insert_callback(
+                        &mut tx, call_id, number, queue, *at, *own, "booked", None,
+                    )
+                    .await?
+                }
+                R::ListAbandoned {
+                    call_id,
+                    number,
+                    queue,
+                    at,
+                    waited_ms,
+                } => {
+                    Self::insert_callback(
+                        &mut tx,
+                        call_id,
+                        number,
+                        queue,
+                        *at,
+                        true,
+                        "abandoned",
+                        Some(*waited_ms),
+                    )
+                    .await?
+                }
+                R::UpdateCallback {
+                    id,
+                    status,
+                    attempts,
+                    at,
+                } => {
+                    sqlx::query(
+                        "UPDATE callbacks SET status = $1, attempts = $2, updated_ms = $3 WHERE call_id = $4",
+                    )
+                    .bind(status)
+                    .bind(i64::from(*attempts))
+                    .bind(ms(*at))
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                R::LoadEvent {
+                    queue,
+                    policy,
+                    on,
+                    at,
+                    ewt_ms,
+                    waiting,
+                    available,
+                } => {
+                    sqlx::query(
+                        "INSERT INTO load_events (queue, policy, at_ms, high_load, ewt_ms, waiting, available) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                    )
+                    .bind(queue)
+                    .bind(policy)
+                    .bind(ms(*at))
+                    .bind(i64::from(*on))
+                    .bind(ewt_ms.map(|v| v as i64))
+                    .bind(*waiting as i64)
+                    .bind(*available as i64)
+                    .execute(&mut *tx)
+                    .await?;
+                }
                 R::SaveVoicemail {
                     call_id,
                     caller,
@@ -190,8 +270,8 @@ impl Store {
 
     async fn insert_call(conn: &mut sqlx::AnyConnection, r: &CallRecord) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO calls (call_id, started_ms, answered_ms, ended_ms, caller, dialled, flow, flow_version, path, outcome, ended_by, queue, agent, wait_ms, talk_ms, human_key_ms, known, announced_ms, lookup_ms)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)
+            "INSERT INTO calls (call_id, started_ms, answered_ms, ended_ms, caller, dialled, flow, flow_version, path, outcome, ended_by, queue, agent, wait_ms, talk_ms, human_key_ms, known, announced_ms, lookup_ms, route, ewt_ms)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)
              ON CONFLICT (call_id) DO NOTHING",
         )
         .bind(&r.call_id)
@@ -213,40 +293,72 @@ impl Store {
         .bind(i64::from(r.known))
         .bind(r.announced_ms.map(|v| v as i64))
         .bind(r.lookup_ms.map(|v| v as i64))
+        .bind(&r.route)
+        .bind(r.ewt_ms.map(|v| v as i64))
         .execute(&mut *conn)
         .await?;
         Ok(())
     }
 
-    pub async fn book_callback(
-        &self,
-        call_id: &str,
-        number: &str,
-        queue: &str,
-        at: jiff::Timestamp,
-    ) -> Result<(), StoreError> {
-        let mut conn = self.pool.acquire().await?;
-        Self::insert_callback(&mut conn, call_id, number, queue, at).await
-    }
-
+    #[allow(clippy::too_many_arguments)]
     async fn insert_callback(
         conn: &mut sqlx::AnyConnection,
         call_id: &str,
         number: &str,
         queue: &str,
         at: jiff::Timestamp,
+        own: bool,
+        source: &str,
+        waited_ms: Option<u64>,
     ) -> Result<(), StoreError> {
+        // Booked callbacks are dialled; callers who gave up are listed.
+        let status = if source == "booked" {
+            "pending"
+        } else {
+            "listed"
+        };
         sqlx::query(
-            "INSERT INTO callbacks (call_id, number, queue, requested_ms, status) VALUES ($1, $2, $3, $4, 'pending')
+            "INSERT INTO callbacks (call_id, number, queue, requested_ms, status, own, source, wait_ms, attempts) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0)
              ON CONFLICT (call_id) DO NOTHING",
         )
         .bind(call_id)
         .bind(number)
         .bind(queue)
         .bind(ms(at))
+        .bind(status)
+        .bind(i64::from(own))
+        .bind(source)
+        .bind(waited_ms.map(|v| v as i64))
         .execute(&mut *conn)
         .await?;
         Ok(())
+    }
+
+    /// Callbacks booked and not yet completed or given up, oldest first
+    /// (the ACD puts them back in line at start).
+    pub async fn pending_callbacks(
+        &self,
+    ) -> Result<Vec<(crate::acd::Callback, String)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT call_id, number, queue, attempts, own FROM callbacks WHERE status = 'pending' ORDER BY requested_ms, call_id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out = Vec::new();
+        for r in rows {
+            let attempts: i64 = r.try_get("attempts")?;
+            let own: i64 = r.try_get("own")?;
+            out.push((
+                crate::acd::Callback {
+                    id: r.try_get("call_id")?,
+                    number: r.try_get("number")?,
+                    attempts: u32::try_from(attempts).unwrap_or(0),
+                    own: own != 0,
+                },
+                r.try_get("queue")?,
+            ));
+        }
+        Ok(out)
     }
 
     /// Writes the recording as a WAV file under `data/voicemail/` and records it.

@@ -27,6 +27,14 @@ enum Job {
         reply: oneshot::Sender<Result<Option<Customer>, String>>,
     },
     Write(StoreRequest),
+    /// Written at once in its own transaction, answered when committed.
+    Commit {
+        req: StoreRequest,
+        reply: oneshot::Sender<bool>,
+    },
+    PendingCallbacks {
+        reply: oneshot::Sender<Result<Vec<(crate::acd::Callback, String)>, String>>,
+    },
 }
 
 /// Cheap to clone; one per shard.
@@ -42,6 +50,25 @@ impl StoreHandle {
         let (reply, rx) = oneshot::channel();
         self.tx
             .send(Job::Lookup { number, reply })
+            .map_err(|_| "store stopped".to_string())?;
+        rx.await.map_err(|_| "store stopped".to_string())?
+    }
+
+    /// Writes `req` now, in its own transaction; `true` once it is committed
+    /// (a callback is booked only then).
+    pub async fn commit(&self, req: StoreRequest) -> bool {
+        let (reply, rx) = oneshot::channel();
+        if self.tx.send(Job::Commit { req, reply }).is_err() {
+            return false;
+        }
+        rx.await.unwrap_or(false)
+    }
+
+    /// Callbacks still to be dialled, oldest first, with their queue.
+    pub async fn pending_callbacks(&self) -> Result<Vec<(crate::acd::Callback, String)>, String> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Job::PendingCallbacks { reply })
             .map_err(|_| "store stopped".to_string())?;
         rx.await.map_err(|_| "store stopped".to_string())?
     }
@@ -118,6 +145,20 @@ async fn run(store: Arc<Store>, mut rx: mpsc::UnboundedReceiver<Job>) {
             }
             Job::Write(w) => {
                 let _ = wtx.send(w);
+            }
+            Job::Commit { req, reply } => {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    let r = store.write_batch(std::slice::from_ref(&req)).await;
+                    if let Err(e) = &r {
+                        tracing::error!(error = %e, "store commit failed");
+                    }
+                    let _ = reply.send(r.is_ok());
+                });
+            }
+            Job::PendingCallbacks { reply } => {
+                let r = store.pending_callbacks().await.map_err(|e| e.to_string());
+                let _ = reply.send(r);
             }
         }
     }

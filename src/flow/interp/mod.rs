@@ -34,6 +34,8 @@ pub struct Customer {
     pub recent_calls: u32,
     pub last_outcome: Option<String>,
     pub last_agent: Option<String>,
+    /// How long ago the last agent's call started (for sticky routing).
+    pub last_agent_ago: Option<Duration>,
 }
 
 /// The state of the caller lookup when the flow needs it.
@@ -62,6 +64,9 @@ pub enum FlowEvent {
     TransferFailed,
     /// The queue the caller waits in reached a limit (or is closed).
     QueueLimitReached(QueueLimit),
+    /// The callback the flow booked was committed to the store (`true`), or
+    /// refused or not stored (`false`).
+    CallbackBooked(bool),
 }
 
 /// What the call should do (imperative). Prompt names are cache keys
@@ -156,6 +161,8 @@ enum Wait {
     Input,
     Lookup,
     Webhook,
+    /// The callback is being committed to the store.
+    Booking,
     Recording,
     Queue {
         human: bool,
@@ -509,12 +516,14 @@ impl Interp {
                 keys: exit_keys,
                 on_timeout,
                 on_full,
+                on_high_load,
                 on_closed,
             } => {
                 let exits = QueueExits {
                     keys: exit_keys,
                     on_timeout,
                     on_full,
+                    on_high_load,
                     on_closed,
                 };
                 self.outcome = Some(Outcome::Queued {
@@ -547,6 +556,7 @@ impl Interp {
                 number_var,
                 prompts,
                 next,
+                on_error,
             } => {
                 let number = number_var
                     .and_then(|v| self.vars.get(&v).cloned())
@@ -555,9 +565,10 @@ impl Interp {
                     number,
                     queue: queue.clone(),
                 });
+                // The prompts ("booked") play only once the store has it.
                 self.outcome = Some(Outcome::Callback { queue });
-                let keys = self.keys(&prompts);
-                self.play_then(now, keys, true, After::Goto(next.unwrap_or_default()));
+                self.wait = Wait::Booking;
+                let _ = (prompts, next, on_error);
             }
             Step::Hangup { prompts } => {
                 let keys = self.keys(&prompts);
@@ -629,6 +640,28 @@ impl Interp {
                         self.enter(now, &chosen);
                     }
                     None => self.fail_to(now, fallback),
+                }
+            }
+            FlowEvent::CallbackBooked(ok) => {
+                if self.wait != Wait::Booking {
+                    return;
+                }
+                self.wait = Wait::Nothing;
+                let Some(Step::Callback {
+                    prompts,
+                    next,
+                    on_error,
+                    ..
+                }) = self.step_def()
+                else {
+                    return;
+                };
+                if ok {
+                    let keys = self.keys(&prompts);
+                    self.play_then(now, keys, true, After::Goto(next.unwrap_or_default()));
+                } else {
+                    self.outcome = None;
+                    self.fail_to(now, on_error);
                 }
             }
             FlowEvent::QueueLimitReached(limit) => {
@@ -757,7 +790,7 @@ impl Interp {
             }
             Wait::Input => self.input_digit(now, d),
             Wait::Recording if d.0 == '#' => self.end_recording(now),
-            Wait::Lookup | Wait::Webhook => self.typeahead.push_back(d),
+            Wait::Lookup | Wait::Webhook | Wait::Booking => self.typeahead.push_back(d),
             _ => {}
         }
     }

@@ -5,6 +5,8 @@ use serde::Deserialize;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+pub mod policy;
 use thiserror::Error;
 
 #[derive(Debug, Error)]
@@ -181,6 +183,20 @@ pub struct QueueConfig {
     pub timezone: String,
     /// Service level: answered within this many seconds (the queue's figures).
     pub service_level_s: u64,
+    /// Who is offered which caller (`[queues.X.routing]`).
+    pub routing: policy::RoutingConfig,
+    /// The handle time assumed for the estimated wait before any call.
+    pub aht_default_s: u64,
+    /// Estimated waits shorter than this are not announced (0: never announce).
+    pub announce_min_s: u64,
+    /// The estimate is announced again at this interval (0: only on entry).
+    pub announce_every_s: u64,
+    /// The high-load policy (a name from `[policies]`).
+    pub high_load: Option<String>,
+    /// Calls to the customer per callback before it is given up.
+    pub callback_attempts: u32,
+    /// Wait between calls to a customer who did not answer.
+    pub callback_retry_s: u64,
 }
 
 impl Default for QueueConfig {
@@ -198,6 +214,13 @@ impl Default for QueueConfig {
             hours: None,
             timezone: "Europe/Stockholm".into(),
             service_level_s: 20,
+            routing: policy::RoutingConfig::default(),
+            aht_default_s: 180,
+            announce_min_s: 60,
+            announce_every_s: 120,
+            high_load: None,
+            callback_attempts: 3,
+            callback_retry_s: 300,
         }
     }
 }
@@ -317,6 +340,23 @@ pub struct TrunkConfig {
     /// Dialled numbers this trunk delivers; empty means any.
     #[serde(default)]
     pub numbers: Vec<String>,
+    /// Where calls out through this trunk go: `sip:{number}@192.0.2.10:5060`
+    /// (`{number}` is replaced; an address with a port, UDP). Only callbacks
+    /// dial out, and only through a trunk named in `[callbacks]`.
+    pub outbound: Option<String>,
+}
+
+impl TrunkConfig {
+    /// The outbound URI template and the address it is sent to.
+    pub fn outbound_target(&self) -> Option<(String, std::net::SocketAddr)> {
+        let uri = self.outbound.as_ref()?;
+        if !uri.starts_with("sip:") || !uri.contains("{number}") {
+            return None;
+        }
+        let host = uri.rsplit('@').next()?;
+        let host = host.split(';').next()?;
+        Some((uri.clone(), host.parse().ok()?))
+    }
 }
 
 /// A trunk with its networks parsed.
@@ -370,6 +410,9 @@ pub struct Config {
     /// Agents whose phones register and answer queued callers.
     pub agents: Vec<AgentConfig>,
     pub acd: AcdConfig,
+    /// High-load policies by name (queues name one with `high_load`).
+    pub policies: std::collections::BTreeMap<String, policy::PolicyConfig>,
+    pub callbacks: policy::CallbacksConfig,
 }
 
 impl Config {
@@ -465,6 +508,21 @@ impl Config {
         if self.rtp.timeout_s == 0 || self.rtp.first_timeout_s == 0 {
             return bad("rtp.timeout_s and rtp.first_timeout_s must be at least 1".into());
         }
+        for (name, p) in &self.policies {
+            p.validate(name).map_err(ConfigError::Invalid)?;
+        }
+        self.callbacks.validate().map_err(ConfigError::Invalid)?;
+        if let Some(t) = &self.callbacks.trunk {
+            match self.trunks.iter().find(|x| &x.name == t) {
+                Some(x) if x.outbound_target().is_some() => {}
+                Some(_) => {
+                    return bad(format!(
+                        "trunks \"{t}\": callbacks go out through it, so give outbound = \"sip:{{number}}@ADDRESS:PORT\""
+                    ))
+                }
+                None => return bad(format!("callbacks.trunk: no trunk named \"{t}\"")),
+            }
+        }
         for t in &self.trunks {
             if t.from.is_empty() {
                 return bad(format!(
@@ -555,6 +613,21 @@ impl Config {
             if q.ring_timeout_s == 0 {
                 return bad(format!("queues.{name}.ring_timeout_s must be at least 1"));
             }
+            q.routing.validate(name).map_err(ConfigError::Invalid)?;
+            if let Some(p) = &q.high_load {
+                let Some(policy) = self.policies.get(p) else {
+                    return bad(format!(
+                        "queues.{name}.high_load: no policy \"{p}\" in [policies]"
+                    ));
+                };
+                if let Some(o) = &policy.overflow {
+                    if !self.queues().contains_key(o) || o == name {
+                        return bad(format!(
+                            "policies.{p}.overflow: \"{o}\" is not another configured queue"
+                        ));
+                    }
+                }
+            }
             if let Some(h) = &q.hours {
                 if let Some(p) = h.problems().first() {
                     return bad(format!("queues.{name}.hours: {p}"));
@@ -600,6 +673,19 @@ impl Config {
                 Some((name, (q.hours?, tz)))
             })
             .collect()
+    }
+
+    /// Where callbacks are dialled: the `[callbacks]` trunk's outbound target.
+    pub fn outbound(&self) -> Option<crate::engine::callback::Outbound> {
+        let name = self.callbacks.trunk.as_ref()?;
+        let t = self.trunks.iter().find(|t| &t.name == name)?;
+        let (uri, dest) = t.outbound_target()?;
+        Some(crate::engine::callback::Outbound {
+            uri,
+            dest,
+            ring: Duration::from_secs(self.callbacks.ring_s.max(1)),
+            allowed: self.callbacks.allowed.clone(),
+        })
     }
 
     /// The digest algorithms to challenge with, in order.
@@ -649,6 +735,17 @@ impl Config {
                 reoffer_after: Duration::from_secs(q.reoffer_after_s),
                 max_wait: (q.max_wait_s > 0).then(|| Duration::from_secs(q.max_wait_s)),
                 max_length: (q.max_length > 0).then_some(q.max_length),
+                routing: q.routing.routing(),
+                aht_default: Duration::from_secs(q.aht_default_s.max(1)),
+                announce_min: (q.announce_min_s > 0).then(|| Duration::from_secs(q.announce_min_s)),
+                announce_every: (q.announce_every_s > 0)
+                    .then(|| Duration::from_secs(q.announce_every_s)),
+                high_load: q
+                    .high_load
+                    .as_ref()
+                    .and_then(|p| self.policies.get(p).map(|c| c.policy(p))),
+                callback_attempts: q.callback_attempts.max(1),
+                callback_retry: Duration::from_secs(q.callback_retry_s),
             })
             .collect();
         (agents, queues)
