@@ -68,6 +68,8 @@ impl HighLoadPolicy {
 pub struct LoadState {
     pub high: bool,
     pub since: Option<Instant>,
+    /// A switch is due but held back by the minimum time in state.
+    held: bool,
 }
 
 impl LoadState {
@@ -77,12 +79,13 @@ impl LoadState {
         let settled = self
             .since
             .is_none_or(|s| now.saturating_duration_since(s) >= p.min_duration);
-        let switch = if self.high {
-            settled && p.may_leave(f)
+        let due = if self.high {
+            p.may_leave(f)
         } else {
-            settled && p.should_enter(f)
+            p.should_enter(f)
         };
-        if switch {
+        self.held = due && !settled;
+        if due && settled {
             self.high = !self.high;
             self.since = Some(now);
             return Some(self.high);
@@ -90,9 +93,10 @@ impl LoadState {
         None
     }
 
-    /// When a switch held back by `min_duration` may happen.
+    /// When a switch held back by `min_duration` may happen (`None` when
+    /// none is held back).
     pub fn settles_at(&self, p: &HighLoadPolicy) -> Option<Instant> {
-        self.since.map(|s| s + p.min_duration)
+        self.since.filter(|_| self.held).map(|s| s + p.min_duration)
     }
 }
 
