@@ -54,6 +54,14 @@ shop thanks-goodbye "Tack för ditt meddelande. Hej då." "Thank you for your me
 shop agent-available "Du är tillgänglig för samtal." "You are available for calls."
 shop agent-break "Du har paus." "You are on a break."
 shop agent-logged-out "Du är utloggad." "You are logged out."
+# Queues: the estimated wait ("about" N "minutes"), high load, callbacks.
+shop ewt-about "Beräknad väntetid är ungefär" "The estimated wait is about"
+shop minute "minut" "minute"
+shop minutes "minuter" "minutes"
+shop queue-busy "Just nu är det många som ringer. Tryck ett så ringer vi upp dig när det är din tur, du behåller din plats i kön." "Many people are calling right now. Press one and we will call you back when it is your turn; you keep your place in the queue."
+shop callback-queued "Tack. Vi ringer upp dig när det är din tur. Du kan lägga på nu." "Thank you. We will call you back when it is your turn. You can hang up now."
+shop callback-calling "Återuppringning. Vi ringer upp kunden nu." "Callback. We are calling the customer now."
+shop callback-refused "Det numret kan vi tyvärr inte ringa upp." "Sorry, we cannot call that number back."
 say en en audio/sv/for-english.wav "For English, press nine."
 say sv sv audio/en/for-english.wav "För svenska, tryck nio."
 # Numbers for `say` steps.

@@ -36,7 +36,11 @@ fn check(per_hour: f64, hours: u64, wait_tolerance: f64) {
     );
     assert!(r.offered > 5_000, "thousands of calls: {}", r.offered);
     assert_eq!(r.answered, r.offered, "no patience: everyone is answered");
-    assert!((sl - e.service_level).abs() < 0.03, "service level {sl} vs {}", e.service_level);
+    assert!(
+        (sl - e.service_level).abs() < 0.03,
+        "service level {sl} vs {}",
+        e.service_level
+    );
     assert!(
         (wait - predicted).abs() <= wait_tolerance * predicted.max(1.0),
         "mean wait {wait} vs {predicted}"
@@ -97,7 +101,10 @@ fn patience_and_a_high_load_policy_change_the_figures() {
     };
     let r = sim::run(Instant::now(), &s);
     assert!(r.abandoned > 0, "patience makes callers give up");
-    assert!(r.high_load > Duration::ZERO, "full load switches the policy on");
+    assert!(
+        r.high_load > Duration::ZERO,
+        "full load switches the policy on"
+    );
     assert!(r.callbacks_booked > 0 && r.callbacks_completed == r.callbacks_booked);
     assert_eq!(r.answered + r.abandoned + r.callbacks_booked, r.offered);
     assert!(r.ewt_error.is_some());

@@ -495,8 +495,13 @@ impl Step {
             | Step::Set { next, .. }
             | Step::Say { next, .. }
             | Step::Voicemail { next, .. } => vec![("next", next.as_ref())],
+            // Without `on_error`, a refused booking goes to the human queue.
             Step::Callback { next, on_error, .. } => {
-                vec![("next", next.as_ref()), ("on_error", on_error.as_ref())]
+                let mut v = vec![("next", next.as_ref())];
+                if on_error.is_some() {
+                    v.push(("on_error", on_error.as_ref()));
+                }
+                v
             }
             Step::Menu {
                 options, on_fail, ..
