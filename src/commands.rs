@@ -292,13 +292,14 @@ pub fn customers(cfg: &Config, cmd: Customers) -> i32 {
                 Ok(n) => match store.lookup(&n, now).await {
                     Ok(Some(c)) => {
                         println!(
-                            "{n}: name {}, language {}, tier {}, {} calls in the last {} days, last outcome {}",
+                            "{n}: name {}, language {}, tier {}, {} calls in the last {} days, last outcome {}, last agent {}",
                             c.name.as_deref().unwrap_or("-"),
                             c.language.as_deref().unwrap_or("-"),
                             c.tier.as_deref().unwrap_or("-"),
                             c.recent_calls,
                             cfg.data.repeat_days,
-                            c.last_outcome.as_deref().unwrap_or("-")
+                            c.last_outcome.as_deref().unwrap_or("-"),
+                            c.last_agent.as_deref().unwrap_or("-")
                         );
                         0
                     }

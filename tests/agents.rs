@@ -908,3 +908,100 @@ ring_s = 15
         vaxel.log()
     );
 }
+
+/// What `vaxel customers show` prints for `number` in the store at `url`.
+fn customer_line(url: &str, number: &str) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_vaxel"))
+        .args(["customers", "show", number, "--data", url])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn a_known_caller_reaches_their_last_agent_again_although_another_was_idle_longer() {
+    if !isolate("a_known_caller_reaches_their_last_agent_again_although_another_was_idle_longer") {
+        return;
+    }
+    let dir = temp_dir("sticky");
+    let data = dir.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let url = format!("sqlite://{}", data.join("vaxel.db").display());
+    // The caller (PJSIP's From is +46700000001) is a customer imported by CSV.
+    import_customers(
+        &url,
+        &dir,
+        "number,name,language,tier\n0700000001,Per Persson,sv,silver\n",
+    );
+    let cfg = root().join("tests/agents.toml");
+    let vaxel = Vaxel::start_with(
+        &root().join("tests/flows"),
+        &url,
+        &data,
+        &["--config", cfg.to_str().unwrap()],
+    );
+    let mut alice = AgentPhone::new("alice", "alice-secret", 5080);
+    alice.answer_after = "0.5";
+    alice.duration = 60;
+    let alice = alice.start();
+    let mut bob = AgentPhone::new("bob", "bob-secret", 5081);
+    bob.answer_after = "0.5";
+    bob.duration = 60;
+    let bob = bob.start();
+    assert!(wait_log(&vaxel, "agent's phone registered", 10));
+    let voice_c = voice("en/welcome-known", &dir);
+    // First call: whoever has been idle longest answers; call them A.
+    let first = caller(&dir.join("c1.wav"), &voice_c, "PCMU", "1.0", "5");
+    assert!(
+        wait_log(&vaxel, "agent answered: bridged", 20),
+        "{}",
+        vaxel.log()
+    );
+    first.finish();
+    let offered: Vec<String> = vaxel
+        .log()
+        .lines()
+        .filter(|l| l.contains("offering to agent"))
+        .map(str::to_string)
+        .collect();
+    let a = if offered[0].contains("agent=alice") {
+        "alice"
+    } else {
+        "bob"
+    };
+    let b = if a == "alice" { "bob" } else { "alice" };
+    eprintln!("first call answered by {a}; {b} stays idle");
+    // The record reaches the store: the customer's last agent is A.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !customer_line(&url, "+46700000001").contains(&format!("last agent {a}")) {
+        assert!(
+            Instant::now() < deadline,
+            "{}",
+            customer_line(&url, "+46700000001")
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // A's wrap-up (1 s) is over by now; B has been idle longer, yet the
+    // second call goes to A, and the record says why.
+    let second = caller(&dir.join("c2.wav"), &voice_c, "PCMU", "1.0", "5");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while vaxel.count("agent answered: bridged") < 2 {
+        assert!(Instant::now() < deadline, "{}", vaxel.log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    second.finish();
+    let offers: Vec<String> = vaxel
+        .log()
+        .lines()
+        .filter(|l| l.contains("offering to agent"))
+        .map(str::to_string)
+        .collect();
+    assert_eq!(offers.len(), 2, "{offers:?}");
+    assert!(
+        offers[1].contains(&format!("agent={a}"))
+            && offers[1].contains(&format!("sticky: last agent {a}")),
+        "{}",
+        offers[1]
+    );
+    drop((alice, bob));
+}

@@ -878,6 +878,8 @@ impl Acd {
                 .values()
                 .filter(|w| w.callback.is_some() && w.offered_to.is_some())
                 .count();
+        // Whether someone signed in for a queue speaks a language (per dispatch).
+        let mut speakers: HashMap<(&str, &str), bool> = HashMap::new();
         if !free.is_empty() {
             for (order, w) in &self.waiting {
                 if free.is_empty() {
@@ -898,11 +900,22 @@ impl Acd {
                     .as_ref()
                     .and_then(|(id, _)| self.agents.get(id))
                     .is_some_and(|a| a.is_staffed());
+                let speaker_on = match w.profile.language.as_deref() {
+                    None => false,
+                    Some(l) => *speakers.entry((w.queue.as_str(), l)).or_insert_with(|| {
+                        self.agents.values().any(|a| {
+                            a.is_staffed()
+                                && route::skill_level(a, &q.settings.skill).is_some()
+                                && route::speaks(a, l)
+                        })
+                    }),
+                };
                 let caller = route::Caller {
                     profile: &w.profile,
                     waited: now.saturating_duration_since(w.entered),
                     excluded: &w.excluded,
                     last_agent_on,
+                    speaker_on,
                 };
                 if let route::Decision::Offer { agent, reason } =
                     route::decide(now, &q.settings, &caller, &free)

@@ -16,7 +16,8 @@
 //!    FreeSWITCH's tiers, as data). No steps: every level from the start.
 //! 3. **Language**: when the caller's language is known (the customer's, or
 //!    the call's), agents who speak it are preferred; others are offered the
-//!    caller only after `language_wait`.
+//!    caller only after `language_wait`, and at once when nobody signed in
+//!    for the queue speaks it (agents with no languages listed speak all).
 //! 4. Among the remaining free agents, the queue's strategy picks.
 //!
 //! Priority (repeat callers, customer tiers) decides the order callers are
@@ -129,6 +130,9 @@ pub struct Caller<'a> {
     pub excluded: &'a [(String, Instant)],
     /// The last agent is signed in (available, reachable), so worth waiting for.
     pub last_agent_on: bool,
+    /// Someone signed in for the queue speaks the caller's language, so
+    /// worth waiting for.
+    pub speaker_on: bool,
 }
 
 /// The decision for one waiting caller.
@@ -197,8 +201,8 @@ pub fn decide(now: Instant, q: &QueueSettings, caller: &Caller<'_>, free: &[&Age
         .filter(|a| skill_level(a, &q.skill).is_some_and(|l| l <= level));
     // 3. Language.
     let lang = caller.profile.language.as_deref();
-    let speaks = |a: &Agent| lang.is_none_or(|l| a.settings.languages.iter().any(|x| x == l));
-    let strict_language = lang.is_some() && caller.waited < r.language_wait;
+    let speaks = |a: &Agent| lang.is_none_or(|l| speaks(a, l));
+    let strict_language = lang.is_some() && caller.speaker_on && caller.waited < r.language_wait;
     let mut best: Option<(&Agent, bool)> = None;
     for a in eligible {
         let s = speaks(a);
@@ -243,6 +247,12 @@ pub fn decide(now: Instant, q: &QueueSettings, caller: &Caller<'_>, free: &[&Age
         agent: a.settings.id.clone(),
         reason,
     }
+}
+
+/// Whether the agent speaks `lang` (agents with no languages listed are
+/// not restricted).
+pub fn speaks(a: &Agent, lang: &str) -> bool {
+    a.settings.languages.is_empty() || a.settings.languages.iter().any(|x| x == lang)
 }
 
 /// Whether `a` beats `b` under the strategy.

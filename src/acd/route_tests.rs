@@ -290,6 +290,7 @@ fn a_speaker_of_the_callers_language_is_preferred_then_anyone() {
     let t0 = Instant::now();
     let mut q = queue();
     q.routing.language_wait = 20 * S;
+    // Sven has been idle longest, but Emma speaks English.
     let mut acd = start(
         vec![agent("sven", 1, &["sv"]), agent("emma", 1, &["en", "sv"])],
         q,
@@ -302,32 +303,33 @@ fn a_speaker_of_the_callers_language_is_preferred_then_anyone() {
             status: Status::OnBreak,
         },
     );
-    let en = Profile {
-        language: Some("en".into()),
-        ..Profile::default()
-    };
-    enqueue(&mut acd, t0, 1, en.clone());
-    assert!(
-        offers(&mut acd).is_empty(),
-        "sven speaks no English: waits for a speaker"
-    );
     acd.handle(
-        t0 + 5 * S,
+        t0 + S,
         AcdEvent::SetStatus {
             agent: "emma".into(),
             status: Status::Available,
         },
     );
+    let en = Profile {
+        language: Some("en".into()),
+        ..Profile::default()
+    };
+    enqueue(&mut acd, t0 + 2 * S, 1, en.clone());
     let o = offers(&mut acd);
     assert_eq!(
         (o[0].1.as_str(), o[0].2.as_str()),
         ("emma", "language en; longest idle")
     );
-    // With no speaker signed in, anyone after the language wait.
+    talk(&mut acd, t0 + 3 * S, 1, "emma");
+    // Emma is busy: the next English caller waits for her up to the
+    // language wait, then anyone.
+    enqueue(&mut acd, t0 + 4 * S, 2, en.clone());
+    assert!(offers(&mut acd).is_empty(), "waits for an English speaker");
+    acd.handle_timeout(t0 + 24 * S);
+    assert_eq!(offers(&mut acd)[0].1, "sven");
+    // Nobody signed in speaks it: no point waiting.
     let mut acd = start(vec![agent("sven", 1, &["sv"])], queue(), t0);
-    enqueue(&mut acd, t0, 2, en);
-    assert!(offers(&mut acd).is_empty());
-    acd.handle_timeout(t0 + 20 * S);
+    enqueue(&mut acd, t0, 3, en);
     assert_eq!(offers(&mut acd)[0].1, "sven");
 }
 
