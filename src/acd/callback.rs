@@ -82,14 +82,14 @@ impl Acd {
                 .position(|(_, c, ..)| *c == call)
                 .and_then(|i| self.left.remove(i))
                 .map(|(_, _, order, w)| {
-                    self.count(&w.queue, 1);
+                    self.count(&w.queue, w.priority, 1);
                     (order, w)
                 }),
         };
         let (order, mut w) = match place {
             Some((order, w)) if w.queue == queue => (order, w),
             Some((_, w)) => {
-                self.count(&w.queue, -1);
+                self.count(&w.queue, w.priority, -1);
                 self.new_entry(now, &queue, Some(w.priority), number.clone())
             }
             None => self.new_entry(now, &queue, None, number.clone()),
@@ -118,7 +118,7 @@ impl Acd {
     ) -> (Order, Waiting) {
         self.arrivals += 1;
         let priority = priority.unwrap_or(0);
-        self.count(queue, 1);
+        self.count(queue, priority, 1);
         (
             (Reverse(priority), self.arrivals),
             Waiting {
@@ -207,7 +207,7 @@ impl Acd {
             w.offered_to = None;
             w.not_before = Some(now + retry);
             w.callback = Some(cb);
-            self.count(&w.queue, 1);
+            self.count(&w.queue, w.priority, 1);
             self.index.insert(w.call, order);
             self.waiting.insert(order, w);
         }

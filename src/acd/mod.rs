@@ -366,13 +366,15 @@ struct Waiting {
     not_before: Option<Instant>,
 }
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 struct QueueState {
     settings: QueueSettings,
     handle: ewt::HandleTimes,
     ewt_error: ewt::EwtError,
     load: LoadState,
     waiting: usize,
+    /// Waiting entries by priority (positions without walking the line).
+    by_priority: BTreeMap<Reverse<i32>, usize>,
 }
 
 /// A queue's live figures.
@@ -401,7 +403,7 @@ pub const DIAL_BIT: u64 = 1 << 63;
 const LEFT_KEPT: Duration = Duration::from_secs(600);
 const LEFT_MAX: usize = 10_000;
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Acd {
     agents: BTreeMap<String, Agent>,
     queues: HashMap<String, QueueState>,
@@ -453,6 +455,7 @@ impl Acd {
                             ewt_error: ewt::EwtError::default(),
                             load: LoadState::default(),
                             waiting: 0,
+                            by_priority: BTreeMap::new(),
                         },
                     )
                 })
@@ -590,7 +593,7 @@ impl Acd {
             AcdEvent::Left { call } => {
                 if let Some(order) = self.index.remove(&call) {
                     if let Some(w) = self.waiting.remove(&order) {
-                        self.count(&w.queue, -1);
+                        self.count(&w.queue, w.priority, -1);
                         if let Some(a) = w.offered_to.as_ref().and_then(|a| self.agents.get_mut(a))
                         {
                             if a.state == State::Ringing(call) {
@@ -667,9 +670,15 @@ impl Acd {
         self.dispatch(now);
     }
 
-    fn count(&mut self, queue: &str, delta: isize) {
+    /// Keeps each queue's count of waiting entries, in all and by priority.
+    fn count(&mut self, queue: &str, priority: i32, delta: isize) {
         if let Some(q) = self.queues.get_mut(queue) {
             q.waiting = q.waiting.saturating_add_signed(delta);
+            let n = q.by_priority.entry(Reverse(priority)).or_default();
+            *n = n.saturating_add_signed(delta);
+            if *n == 0 {
+                q.by_priority.remove(&Reverse(priority));
+            }
         }
     }
 
@@ -709,6 +718,7 @@ impl Acd {
                     ewt_error: ewt::EwtError::default(),
                     load: LoadState::default(),
                     waiting: 0,
+                    by_priority: BTreeMap::new(),
                 },
             );
             return self.enqueue(now, call, queue, priority, caller, profile);
@@ -750,7 +760,7 @@ impl Acd {
         };
         self.waiting.insert(order, w);
         self.index.insert(call, order);
-        self.count(&queue, 1);
+        self.count(&queue, priority, 1);
         self.announce(now, order, high_load_prompt, true);
     }
 
@@ -764,11 +774,20 @@ impl Acd {
         let Some(q) = self.queues.get(&w.queue) else {
             return;
         };
-        let ahead = self
-            .waiting
-            .range(..order)
-            .filter(|(_, x)| x.queue == w.queue)
-            .count();
+        // Ahead: everyone of a higher priority, and those of the same
+        // priority who came earlier (none, for a caller joining now).
+        let higher: usize = q.by_priority.range(..order.0).map(|(_, n)| n).sum();
+        let same = if entry {
+            q.by_priority
+                .get(&order.0)
+                .map_or(0, |n| n.saturating_sub(1))
+        } else {
+            self.waiting
+                .range((order.0, 0)..order)
+                .filter(|(_, x)| x.queue == w.queue)
+                .count()
+        };
+        let ahead = higher + same;
         let (staffed, free) = self.staffing(&q.settings);
         let ewt = ewt::estimate(ahead, free, staffed, q.handle.mean());
         let s = &q.settings;
@@ -843,7 +862,7 @@ impl Acd {
         let Some(w) = self.waiting.remove(&order) else {
             return;
         };
-        self.count(&w.queue, -1);
+        self.count(&w.queue, w.priority, -1);
         let mut wrap = Duration::ZERO;
         if let Some(q) = self.queues.get_mut(&w.queue) {
             wrap = q.settings.wrap_up;
@@ -872,12 +891,8 @@ impl Acd {
     fn dispatch(&mut self, now: Instant) {
         let mut free: Vec<&Agent> = self.agents.values().filter(|a| a.is_free()).collect();
         let mut picks: Vec<(Order, String, String)> = Vec::new();
-        let mut dialling = self.dialling.len()
-            + self
-                .waiting
-                .values()
-                .filter(|w| w.callback.is_some() && w.offered_to.is_some())
-                .count();
+        // Callbacks being dialled, counted only when a callback comes up.
+        let mut dialling: Option<usize> = None;
         // Whether someone signed in for a queue speaks a language (per dispatch).
         let mut speakers: HashMap<(&str, &str), bool> = HashMap::new();
         if !free.is_empty() {
@@ -888,8 +903,18 @@ impl Acd {
                 if w.offered_to.is_some() || w.not_before.is_some_and(|t| now < t) {
                     continue;
                 }
-                if w.callback.is_some() && dialling >= self.max_dialling {
-                    continue;
+                if w.callback.is_some() {
+                    let n = *dialling.get_or_insert_with(|| {
+                        self.dialling.len()
+                            + self
+                                .waiting
+                                .values()
+                                .filter(|w| w.callback.is_some() && w.offered_to.is_some())
+                                .count()
+                    });
+                    if n >= self.max_dialling {
+                        continue;
+                    }
                 }
                 let Some(q) = self.queues.get(&w.queue) else {
                     continue;
@@ -921,8 +946,8 @@ impl Acd {
                     route::decide(now, &q.settings, &caller, &free)
                 {
                     free.retain(|a| a.settings.id != agent);
-                    if w.callback.is_some() {
-                        dialling += 1;
+                    if let (Some(n), true) = (dialling.as_mut(), w.callback.is_some()) {
+                        *n += 1;
                     }
                     let reason = match &w.note {
                         Some(n) => format!("{n}; {reason}"),
@@ -981,13 +1006,14 @@ impl Acd {
             .map(|(n, _)| n.clone())
             .collect();
         for name in names {
-            let Some(f) = self.figures(&name, now) else {
+            let Some(q) = self.queues.get(&name) else {
                 continue;
             };
+            let (staffed, available) = self.staffing(&q.settings);
             let figures = LoadFigures {
-                ewt: f.ewt,
-                waiting: f.waiting,
-                available: f.available,
+                ewt: ewt::estimate(q.waiting, available, staffed, q.handle.mean()),
+                waiting: q.waiting,
+                available,
             };
             let Some(q) = self.queues.get_mut(&name) else {
                 continue;

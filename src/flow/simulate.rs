@@ -225,9 +225,13 @@ pub fn run(set: Arc<FlowSet>, sc: &Scenario) -> Result<Transcript, String> {
                         webhook_due = Some(now + Duration::from_millis(50));
                     }
                 }
-                FlowAction::BookCallback { number, queue } => tr.lines.push(format!(
-                    "{t}  callback booked to {number} for queue \"{queue}\""
-                )),
+                FlowAction::BookCallback { number, queue } => {
+                    // The engine commits it to the store before the flow goes on.
+                    tr.lines.push(format!(
+                        "{t}  callback booked to {number} for queue \"{queue}\" (stored)"
+                    ));
+                    interp.handle(now, FlowEvent::CallbackBooked(true));
+                }
                 FlowAction::Hangup => {
                     tr.lines.push(format!("{t}  the engine hangs up"));
                     ended = true;
