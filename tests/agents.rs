@@ -1005,3 +1005,124 @@ fn a_known_caller_reaches_their_last_agent_again_although_another_was_idle_longe
     );
     drop((alice, bob));
 }
+
+/// Rows in one of the store's tables (the store opened read as the CLI would).
+fn rows(url: &str, data: &Path, table: vaxel::store::Table) -> i64 {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let store = vaxel::store::Store::open(vaxel::store::StoreSettings {
+            url: url.to_string(),
+            data_dir: data.to_path_buf(),
+            repeat_days: 7,
+            retention_days: 365,
+        })
+        .await
+        .unwrap();
+        let n = store.count(table).await.unwrap();
+        store.close().await;
+        n
+    })
+}
+
+#[test]
+fn a_flood_of_callers_switches_the_queue_into_high_load_and_back() {
+    if !isolate("a_flood_of_callers_switches_the_queue_into_high_load_and_back") {
+        return;
+    }
+    let dir = temp_dir("flood");
+    let flows = dir.join("flows");
+    std::fs::create_dir_all(&flows).unwrap();
+    std::fs::write(
+        flows.join("wait.toml"),
+        r#"
+numbers = ["200"]
+languages = ["en"]
+start = "welcome"
+
+[human]
+queue = "kundtjanst"
+announcement = "human-option"
+
+[steps.welcome]
+type = "play"
+prompts = ["human-option"]
+next = "wait"
+
+[steps.wait]
+type = "queue"
+queue = "kundtjanst"
+"#,
+    )
+    .unwrap();
+    // No agent signs in: three waiting callers switch the policy on; it goes
+    // off once nobody waits (after at least 2 s on).
+    let text = std::fs::read_to_string(root().join("tests/agents.toml"))
+        .unwrap()
+        .replace(
+            "[queues.kundtjanst]\n",
+            "[queues.kundtjanst]\nhigh_load = \"busy\"\n",
+        )
+        + r#"
+[policies.busy]
+enter_waiting = 3
+leave_waiting = 0
+min_s = 2
+announcement = "queue-busy"
+"#;
+    let cfg = dir.join("vaxel.toml");
+    std::fs::write(&cfg, text).unwrap();
+    let data = dir.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let url = format!("sqlite://{}", data.join("vaxel.db").display());
+    let vaxel = Vaxel::start_with(&flows, &url, &data, &["--config", cfg.to_str().unwrap()]);
+    // Five callers, one every 1.5 s, each staying 9 s.
+    let callers = sipp(
+        "flow_call.xml",
+        &[
+            ("rtp_port", "40010"),
+            ("pts", "0 101"),
+            ("from", "+46701230000"),
+            ("to", "200"),
+            ("talk_ms", "9000"),
+        ],
+        &["-p", "5087", "-m", "5", "-l", "5", "-r", "2", "-rp", "3000"],
+    );
+    assert!(
+        wait_log(&vaxel, "high-load policy switched", 20),
+        "{}",
+        vaxel.log()
+    );
+    // Callers who come while it is on hear the policy's announcement.
+    assert!(wait_log(&vaxel, "prompt=\"queue-busy\"", 15), "{}", vaxel.log());
+    wait_sipp(callers, "callers");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while vaxel.count("high-load policy switched") < 2 {
+        assert!(Instant::now() < deadline, "{}", vaxel.log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let switches: Vec<String> = vaxel
+        .log()
+        .lines()
+        .filter(|l| l.contains("high-load policy switched"))
+        .map(str::to_string)
+        .collect();
+    assert!(
+        switches[0].contains("on=true") && switches[0].contains("waiting=3"),
+        "{}",
+        switches[0]
+    );
+    assert!(
+        switches[1].contains("on=false") && switches[1].contains("waiting=0"),
+        "{}",
+        switches[1]
+    );
+    // Both switches are in the store, with their figures.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while rows(&url, &data, vaxel::store::Table::LoadEvents) < 2 {
+        assert!(Instant::now() < deadline, "load events not stored");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}

@@ -524,6 +524,7 @@ impl Store {
             Table::Calls => "SELECT COUNT(*) AS n FROM calls",
             Table::Callbacks => "SELECT COUNT(*) AS n FROM callbacks",
             Table::Voicemails => "SELECT COUNT(*) AS n FROM voicemails",
+            Table::LoadEvents => "SELECT COUNT(*) AS n FROM load_events",
         };
         Ok(sqlx::query(sql).fetch_one(&self.pool).await?.try_get("n")?)
     }
@@ -564,6 +565,8 @@ pub enum Table {
     Calls,
     Callbacks,
     Voicemails,
+    /// High-load policies switching on and off.
+    LoadEvents,
 }
 
 /// A password in a URL is not for logs.
