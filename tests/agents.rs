@@ -1096,7 +1096,11 @@ announcement = "queue-busy"
         vaxel.log()
     );
     // Callers who come while it is on hear the policy's announcement.
-    assert!(wait_log(&vaxel, "prompt=\"queue-busy\"", 15), "{}", vaxel.log());
+    assert!(
+        wait_log(&vaxel, "prompt=\"queue-busy\"", 15),
+        "{}",
+        vaxel.log()
+    );
     wait_sipp(callers, "callers");
     let deadline = Instant::now() + Duration::from_secs(15);
     while vaxel.count("high-load policy switched") < 2 {

@@ -29,6 +29,10 @@ pub fn prompts() -> PromptCache {
         Prompt::from_pcm("sv/goodbye", tone(330.0, 200)),
         Prompt::from_pcm("en/goodbye", tone(220.0, 200)),
         Prompt::from_pcm("music/hold", tone(300.0, 2000)),
+        // The estimated wait: "about" 4 "minutes".
+        Prompt::from_pcm("sv/ewt-about", tone(500.0, 300)),
+        Prompt::from_pcm("sv/num-4", tone(520.0, 300)),
+        Prompt::from_pcm("sv/minutes", tone(540.0, 300)),
     ];
     for (i, d) in ["1", "2", "3", "4", "5", "6", "7", "8", "9", "star"]
         .iter()
