@@ -71,6 +71,8 @@ pub struct SimulateArgs {
     pub at: Option<String>,
     pub customer: Option<String>,
     pub webhook_next: Option<String>,
+    /// A simulated agent answers after this long in a queue.
+    pub agent_after: Option<std::time::Duration>,
 }
 
 /// Parses `name=Anna,tier=gold,language=sv,recent_calls=2,last_outcome=queue`.
@@ -142,6 +144,7 @@ pub fn simulate(cfg: &Config, dir: &Path, a: SimulateArgs, now: jiff::Timestamp)
                     next: Some(n.clone()),
                 }),
             transfer_ok: true,
+            agent_after: a.agent_after,
             limit: std::time::Duration::from_secs(600),
         };
         simulate::run(set.clone(), &sc)

@@ -51,6 +51,10 @@ enum Command {
         /// Simulate webhooks replying with this next step [default: they time out]
         #[arg(long)]
         webhook_next: Option<String>,
+        /// A simulated agent answers after the caller waited this long in a
+        /// queue ("45s", "2m") [default: nobody answers; keys still work]
+        #[arg(long)]
+        agent_after: Option<String>,
         /// Flows directory [default: flows/]
         #[arg(long)]
         flows: Option<PathBuf>,
@@ -286,9 +290,15 @@ fn run() -> anyhow::Result<()> {
             at,
             customer,
             webhook_next,
+            agent_after,
             flows,
             common,
         } => {
+            let agent_after = agent_after
+                .as_deref()
+                .map(vaxel::commands::parse_duration)
+                .transpose()
+                .map_err(anyhow::Error::msg)?;
             let cfg = common.config()?;
             let dir = flows.unwrap_or_else(|| cfg.flows_dir());
             let args = vaxel::commands::SimulateArgs {
@@ -299,6 +309,7 @@ fn run() -> anyhow::Result<()> {
                 at,
                 customer,
                 webhook_next,
+                agent_after,
             };
             std::process::exit(vaxel::commands::simulate(
                 &cfg,

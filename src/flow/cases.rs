@@ -38,6 +38,10 @@ pub struct Case {
     pub webhook: Option<WebhookSpec>,
     #[serde(default = "yes")]
     pub transfer_ok: bool,
+    /// A simulated agent answers after the caller waited this long in a queue.
+    pub agent_after_s: Option<f64>,
+    /// The agent answered after at most this many seconds of waiting.
+    pub expect_agent_within_s: Option<f64>,
     /// These steps, in this order, somewhere in the path.
     #[serde(default)]
     pub expect_path: Vec<String>,
@@ -138,6 +142,10 @@ pub fn scenario(set: &FlowSet, c: &Case) -> Result<Scenario, String> {
             next: w.next.clone(),
         }),
         transfer_ok: c.transfer_ok,
+        agent_after: c
+            .agent_after_s
+            .filter(|s| s.is_finite() && *s >= 0.0)
+            .map(Duration::from_secs_f64),
         limit: Duration::from_secs(600),
     })
 }
@@ -261,6 +269,16 @@ fn check(c: &Case, tr: &simulate::Transcript, fail: &mut impl FnMut(String)) {
                 "the human option (\"{}\") was never heard",
                 tr.announcement
             )),
+        }
+    }
+    if let Some(limit) = c.expect_agent_within_s {
+        match tr.answered_after {
+            Some(w) if w.as_secs_f64() <= limit => {}
+            Some(w) => fail(format!(
+                "the agent answered after {:.1} s in the queue, not within {limit} s",
+                w.as_secs_f64()
+            )),
+            None => fail("no agent answered".into()),
         }
     }
     for (k, v) in &c.expect_vars {

@@ -71,6 +71,9 @@ pub struct Scenario {
     pub webhook: Option<WebhookReply>,
     /// Whether transfers succeed.
     pub transfer_ok: bool,
+    /// A simulated agent answers a caller who has waited this long in a
+    /// queue (`None`: nobody answers; the caller waits, keys still work).
+    pub agent_after: Option<Duration>,
     /// Stop after this long.
     pub limit: Duration,
 }
@@ -85,6 +88,9 @@ pub struct Transcript {
     pub heard: Vec<(Duration, String)>,
     pub version: String,
     pub end: Duration,
+    /// How long the caller waited in the queue before the simulated agent
+    /// answered (`None`: no agent answered).
+    pub answered_after: Option<Duration>,
     /// The flow's human announcement prompt name.
     pub announcement: String,
     pub vars: std::collections::BTreeMap<String, String>,
@@ -161,6 +167,8 @@ pub fn run(set: Arc<FlowSet>, sc: &Scenario) -> Result<Transcript, String> {
     let mut webhook_due: Option<Instant> = None;
     let mut transfer_failed_due: Option<Instant> = None;
     let mut ended = false;
+    let mut queued_at: Option<Instant> = None;
+    let mut agent_due: Option<Instant> = None;
     loop {
         while let Some(a) = interp.poll_action() {
             let t = secs(now - t0);
@@ -189,11 +197,13 @@ pub fn run(set: Arc<FlowSet>, sc: &Scenario) -> Result<Transcript, String> {
                         "{t}  joins queue \"{queue}\" (priority {priority}{}) and hears hold music until an agent answers",
                         if human { ", human key" } else { "" }
                     ));
-                    ended = true;
+                    queued_at = Some(now);
+                    agent_due = sc.agent_after.map(|d| now + d);
                 }
                 FlowAction::LeaveQueue => {
                     tr.lines.push(format!("{t}  leaves the queue"));
-                    ended = false;
+                    queued_at = None;
+                    agent_due = None;
                 }
                 FlowAction::Transfer { destination } => {
                     tr.lines
@@ -267,6 +277,7 @@ pub fn run(set: Arc<FlowSet>, sc: &Scenario) -> Result<Transcript, String> {
             interp.poll_timeout(),
             webhook_due,
             transfer_failed_due,
+            agent_due,
         ]
         .into_iter()
         .flatten()
@@ -298,6 +309,16 @@ pub fn run(set: Arc<FlowSet>, sc: &Scenario) -> Result<Transcript, String> {
         } else if transfer_failed_due == Some(now) {
             transfer_failed_due = None;
             interp.handle(now, FlowEvent::TransferFailed);
+        } else if agent_due == Some(now) {
+            agent_due = None;
+            let waited = now - queued_at.unwrap_or(now);
+            tr.answered_after = Some(waited);
+            tr.lines.push(format!(
+                "{}  an agent answers after {:.1} s in the queue: the caller talks to a person",
+                secs(now - t0),
+                waited.as_secs_f64()
+            ));
+            ended = true;
         } else {
             interp.handle_timeout(now);
         }
