@@ -773,6 +773,48 @@ fn wait_log(vaxel: &Vaxel, needle: &str, secs: u64) -> bool {
     true
 }
 
+/// An engine of its own for one test: `flow` as the only flow, the agent
+/// tests' configuration edited by `config`, and a fresh SQLite store; with
+/// what a restart needs (flows, store URL, data folder, arguments).
+struct Setup {
+    dir: PathBuf,
+    flows: PathBuf,
+    url: String,
+    data: PathBuf,
+    cfg: PathBuf,
+}
+
+impl Setup {
+    fn new(name: &str, flow: &str, config: impl Fn(String) -> String) -> Setup {
+        let dir = temp_dir(name);
+        let flows = dir.join("flows");
+        std::fs::create_dir_all(&flows).unwrap();
+        std::fs::write(flows.join(format!("{name}.toml")), flow).unwrap();
+        let text = config(std::fs::read_to_string(root().join("tests/agents.toml")).unwrap());
+        let cfg = dir.join("vaxel.toml");
+        std::fs::write(&cfg, text).unwrap();
+        let data = dir.join("data");
+        std::fs::create_dir_all(&data).unwrap();
+        let url = format!("sqlite://{}", data.join("vaxel.db").display());
+        Setup {
+            dir,
+            flows,
+            url,
+            data,
+            cfg,
+        }
+    }
+
+    fn start(&self) -> Vaxel {
+        Vaxel::start_with(
+            &self.flows,
+            &self.url,
+            &self.data,
+            &["--config", self.cfg.to_str().unwrap()],
+        )
+    }
+}
+
 /// The callback test's flow: the human option, then a callback to the
 /// caller's own number is booked at once, confirmed, and the call ends.
 const CALLBACK_FLOW: &str = r#"
@@ -806,12 +848,8 @@ fn a_booked_callback_survives_kill_9_then_the_agent_and_the_customer_are_called_
     ) {
         return;
     }
-    let dir = temp_dir("callback");
-    let flows = dir.join("flows");
-    std::fs::create_dir_all(&flows).unwrap();
-    std::fs::write(flows.join("callback.toml"), CALLBACK_FLOW).unwrap();
-    let text = std::fs::read_to_string(root().join("tests/agents.toml")).unwrap()
-        + r#"
+    let setup = Setup::new("callback", CALLBACK_FLOW, |t| {
+        t + r#"
 [[trunks]]
 name = "operator"
 from = ["127.0.0.1"]
@@ -821,14 +859,10 @@ outbound = "sip:{number}@127.0.0.1:5095"
 trunk = "operator"
 allowed = ["+4670*"]
 ring_s = 15
-"#;
-    let cfg = dir.join("vaxel.toml");
-    std::fs::write(&cfg, text).unwrap();
-    let data = dir.join("data");
-    std::fs::create_dir_all(&data).unwrap();
-    let url = format!("sqlite://{}", data.join("vaxel.db").display());
-    let args = ["--config", cfg.to_str().unwrap()];
-    let vaxel = Vaxel::start_with(&flows, &url, &data, &args);
+"#
+    });
+    let dir = setup.dir.clone();
+    let vaxel = setup.start();
     // The caller books a callback (no agent is there) and hears it is booked.
     let voice_c = voice("en/welcome-known", &dir);
     let call = Script::spawn(&[
@@ -849,7 +883,7 @@ ring_s = 15
     call.finish();
     // kill -9 and a restart: the callback is still there.
     drop(vaxel);
-    let vaxel = Vaxel::start_with(&flows, &url, &data, &args);
+    let vaxel = setup.start();
     assert!(
         vaxel.wait_count("pending callbacks restored", 1) >= 1,
         "{}",
@@ -1032,11 +1066,10 @@ fn a_flood_of_callers_switches_the_queue_into_high_load_and_back() {
     if !isolate("a_flood_of_callers_switches_the_queue_into_high_load_and_back") {
         return;
     }
-    let dir = temp_dir("flood");
-    let flows = dir.join("flows");
-    std::fs::create_dir_all(&flows).unwrap();
-    std::fs::write(
-        flows.join("wait.toml"),
+    // No agent signs in: three waiting callers switch the policy on; it goes
+    // off once nobody waits (after at least 2 s on).
+    let setup = Setup::new(
+        "flood",
         r#"
 numbers = ["200"]
 languages = ["en"]
@@ -1055,29 +1088,21 @@ next = "wait"
 type = "queue"
 queue = "kundtjanst"
 "#,
-    )
-    .unwrap();
-    // No agent signs in: three waiting callers switch the policy on; it goes
-    // off once nobody waits (after at least 2 s on).
-    let text = std::fs::read_to_string(root().join("tests/agents.toml"))
-        .unwrap()
-        .replace(
-            "[queues.kundtjanst]\n",
-            "[queues.kundtjanst]\nhigh_load = \"busy\"\n",
-        )
-        + r#"
+        |t| {
+            t.replace(
+                "[queues.kundtjanst]\n",
+                "[queues.kundtjanst]\nhigh_load = \"busy\"\n",
+            ) + r#"
 [policies.busy]
 enter_waiting = 3
 leave_waiting = 0
 min_s = 2
 announcement = "queue-busy"
-"#;
-    let cfg = dir.join("vaxel.toml");
-    std::fs::write(&cfg, text).unwrap();
-    let data = dir.join("data");
-    std::fs::create_dir_all(&data).unwrap();
-    let url = format!("sqlite://{}", data.join("vaxel.db").display());
-    let vaxel = Vaxel::start_with(&flows, &url, &data, &["--config", cfg.to_str().unwrap()]);
+"#
+        },
+    );
+    let (url, data) = (setup.url.clone(), setup.data.clone());
+    let vaxel = setup.start();
     // Five callers, one every 1.5 s, each staying 9 s.
     let callers = sipp(
         "flow_call.xml",

@@ -215,30 +215,10 @@ impl Engine {
         }
         let b = &leg.binding;
         let host = host_port(leg.local_ip, b.local.port());
-        let mut h = Headers::default();
-        h.push(
-            HeaderName::Via,
-            via(b.transport, leg.local_ip, b.local.port(), &branch),
-        );
-        h.push(HeaderName::MaxForwards, "70");
-        h.push(
-            HeaderName::From,
-            format!(
-                "\"{}\" <sip:{}@{host}>;tag={from_tag}",
-                quoted(&leg.display),
-                user_part(&caller)
-            ),
-        );
-        h.push(HeaderName::To, format!("<{}>", b.uri));
-        h.push(HeaderName::CallId, leg.call_id.clone());
-        h.push(HeaderName::CSeq, "1 INVITE");
         let t = match b.transport {
             Transport::Udp => "",
             Transport::Tcp(_) => ";transport=tcp",
         };
-        h.push(HeaderName::Contact, format!("<sip:vaxel@{host}{t}>"));
-        h.push(HeaderName::Allow, super::uas::ALLOW);
-        h.push(HeaderName::ContentType, "application/sdp");
         let body = sdp::write_offer(
             leg.local_ip,
             leg.port,
@@ -246,12 +226,19 @@ impl Engine {
             leg.sdp_version,
             codec.unwrap_or(crate::media::g711::Codec::Pcmu),
         );
-        let req = Request {
-            method: Method::Invite,
-            uri: b.uri.clone(),
-            headers: h,
-            body: body.into_bytes(),
-        };
+        let req = initial_invite(
+            &b.uri,
+            via(b.transport, leg.local_ip, b.local.port(), &branch),
+            format!(
+                "\"{}\" <sip:{}@{host}>;tag={from_tag}",
+                quoted(&leg.display),
+                user_part(&caller)
+            ),
+            format!("<{}>", b.uri),
+            &leg.call_id,
+            format!("<sip:vaxel@{host}{t}>"),
+            body,
+        );
         let tx = ClientInvite::new(now, self.cfg.timers, b.transport.is_reliable(), req);
         let bytes = tx.request_bytes().to_vec();
         let (transport, dest) = (b.transport, b.source);
@@ -455,6 +442,34 @@ impl Engine {
             _ => self.tell_acd(gone),
         }
         self.release_agent_leg(leg, now);
+    }
+}
+
+/// An initial INVITE the engine sends as a UAC (§8.1.1), with an SDP offer.
+pub(super) fn initial_invite(
+    uri: &str,
+    via: String,
+    from: String,
+    to: String,
+    call_id: &str,
+    contact: String,
+    sdp: String,
+) -> Request {
+    let mut h = Headers::default();
+    h.push(HeaderName::Via, via);
+    h.push(HeaderName::MaxForwards, "70");
+    h.push(HeaderName::From, from);
+    h.push(HeaderName::To, to);
+    h.push(HeaderName::CallId, call_id.to_string());
+    h.push(HeaderName::CSeq, "1 INVITE");
+    h.push(HeaderName::Contact, contact);
+    h.push(HeaderName::Allow, super::uas::ALLOW);
+    h.push(HeaderName::ContentType, "application/sdp");
+    Request {
+        method: Method::Invite,
+        uri: uri.to_string(),
+        headers: h,
+        body: sdp.into_bytes(),
     }
 }
 

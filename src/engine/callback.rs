@@ -25,7 +25,7 @@ use crate::acd::{AcdEvent, Callback, CallbackOutcome};
 use crate::flow::interp::Lookup;
 use crate::media::session::{MediaGuard, MediaSession, MediaTransport};
 use crate::sip::dialog::{Dialog, Role};
-use crate::sip::message::{HeaderName, Headers, Method, Request, Response};
+use crate::sip::message::Response;
 use crate::sip::sdp::{self, SessionDescription};
 use crate::sip::transaction::{Action, ClientInvite, ClientInviteEvent};
 use crate::sip::{TransactionKey, Transport};
@@ -295,19 +295,6 @@ impl Engine {
         }
         let d = &call.dialog;
         let host = host_port(call.local_ip, d.local.port());
-        let mut h = Headers::default();
-        h.push(
-            HeaderName::Via,
-            via(d.transport, call.local_ip, d.local.port(), &branch),
-        );
-        h.push(HeaderName::MaxForwards, "70");
-        h.push(HeaderName::From, d.local_uri_header.clone());
-        h.push(HeaderName::To, d.remote_uri_header.clone());
-        h.push(HeaderName::CallId, d.call_id.clone());
-        h.push(HeaderName::CSeq, "1 INVITE");
-        h.push(HeaderName::Contact, format!("<sip:vaxel@{host}>"));
-        h.push(HeaderName::Allow, super::uas::ALLOW);
-        h.push(HeaderName::ContentType, "application/sdp");
         let body = sdp::write_offer(
             call.local_ip,
             call.port,
@@ -315,12 +302,15 @@ impl Engine {
             call.sdp_version,
             codec,
         );
-        let req = Request {
-            method: Method::Invite,
-            uri: d.remote_target.clone(),
-            headers: h,
-            body: body.into_bytes(),
-        };
+        let req = super::bridge::initial_invite(
+            &d.remote_target,
+            via(d.transport, call.local_ip, d.local.port(), &branch),
+            d.local_uri_header.clone(),
+            d.remote_uri_header.clone(),
+            &d.call_id,
+            format!("<sip:vaxel@{host}>"),
+            body,
+        );
         let tx = ClientInvite::new(now, self.cfg.timers, false, req);
         let bytes = tx.request_bytes().to_vec();
         let ring = self
