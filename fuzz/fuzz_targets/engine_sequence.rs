@@ -3,7 +3,9 @@
 //! dialog), RTP from the caller and from strangers, failed port binds and time
 //! passing; and the ACD offering the call to an agent whose phone answers
 //! anything (1xx, 2xx with or without SDP, forks, errors), hangs up or sends
-//! RTP. Invariants: nothing panics; no request gets two different final
+//! RTP; a callback's dial (the agent first, then a customer behind the trunk
+//! who answers anything), the store's answer to a booking, and announcements.
+//! Invariants: nothing panics; no request gets two different final
 //! responses; and once input stops, every call ends and every transaction
 //! (agent INVITEs left behind included) is gone (state returns to empty).
 #![no_main]
@@ -55,7 +57,17 @@ enum Step {
         pt: u8,
         payload: Vec<u8>,
     },
+    /// The ACD's turn for a callback: ring the agent, then dial the customer.
+    Dial { ring_s: u8, own: bool },
+    /// The customer's phone behind the trunk answers the engine's last INVITE.
+    CustomerReply { status: u8, sdp: bool },
+    /// The store's answer to a callback the flow booked.
+    CallbackStored { ok: bool },
+    /// The ACD's announcement of position and estimated wait.
+    Announce { position: u8, ewt_s: u16, prompt: bool },
 }
+
+const TRUNK: &str = "127.0.0.1:5095";
 
 const AGENT: &str = "127.0.0.1:5070";
 
@@ -106,6 +118,13 @@ fn to_tag(resp: &[u8]) -> Option<String> {
 fuzz_target!(|input: Input| {
     let cfg = EngineConfig {
         rtp_ports: vec![20000, 20002, 20004, 20006],
+        outbound: Some(vaxel::engine::callback::Outbound {
+            uri: "sip:{number}@127.0.0.1:5095".into(),
+            dest: TRUNK.parse().unwrap(),
+            ring: std::time::Duration::from_secs(20),
+            allowed: vec!["+4670*".into()],
+        }),
+        callback_allowed: vec!["+4670*".into()],
         ..EngineConfig::default()
     };
     let mut e = vaxel_fuzz::engine(cfg);
@@ -179,6 +198,8 @@ fuzz_target!(|input: Input| {
     check(drain(&mut e, t0, input.bind_ok), Some(&first), 0, &mut tag);
     // The engine's last INVITE to the agent's phone.
     let mut agent_invite: Option<String> = None;
+    // The engine's last INVITE to a customer behind the trunk.
+    let mut customer_invite: Option<String> = None;
     for step in input.steps.iter().take(64) {
         let now = after(t0, ms);
         let mut sent_req = None;
@@ -346,12 +367,80 @@ fuzz_target!(|input: Input| {
                     }
                 }
             }
+            Step::Dial { ring_s, own } => {
+                let offer = vaxel::engine::bridge::Offer {
+                    call: vaxel::engine::call::CallRef(vaxel::acd::DIAL_BIT | u64::from(*ring_s)),
+                    agent: "alice".into(),
+                    display: "Callback".into(),
+                    ring_timeout: std::time::Duration::from_secs(u64::from(*ring_s % 40)),
+                    bindings: vec![vaxel::acd::registrar::Binding {
+                        uri: format!("sip:alice@{AGENT}"),
+                        transport: Transport::Udp,
+                        source: AGENT.parse().unwrap(),
+                        local,
+                        expires: now + std::time::Duration::from_secs(600),
+                        updated: now,
+                    }],
+                    reason: "fuzz".into(),
+                    dial: Some(vaxel::engine::callback::Dial {
+                        callback: vaxel::acd::Callback {
+                            id: format!("cb{ring_s}"),
+                            number: if *own { "+46701234567" } else { "+46900123456" }.into(),
+                            attempts: 0,
+                            own: *own,
+                        },
+                        queue: "kundtjanst".into(),
+                    }),
+                };
+                e.handle_input(now, EngineInput::Offer(offer));
+            }
+            Step::CustomerReply { status, sdp } => {
+                const STATUSES: [u16; 8] = [100, 180, 200, 486, 487, 408, 500, 200];
+                if let Some(inv) = &customer_invite {
+                    let st = STATUSES[usize::from(*status) % STATUSES.len()];
+                    let bytes = agent_reply(inv, st, "c", *sdp);
+                    e.handle_input(
+                        now,
+                        EngineInput::Sip {
+                            transport: Transport::Udp,
+                            source: TRUNK.parse().unwrap(),
+                            local,
+                            data: &bytes,
+                        },
+                    );
+                }
+            }
+            Step::CallbackStored { ok } => e.handle_input(
+                now,
+                EngineInput::CallbackStored {
+                    call: vaxel::engine::call::CallRef(1),
+                    ok: *ok,
+                },
+            ),
+            Step::Announce {
+                position,
+                ewt_s,
+                prompt,
+            } => e.handle_input(
+                now,
+                EngineInput::Announce {
+                    call: vaxel::engine::call::CallRef(1),
+                    position: usize::from(*position),
+                    ewt: Some(std::time::Duration::from_secs(u64::from(*ewt_s))),
+                    prompt: prompt.then(|| "queue-busy".to_string()),
+                },
+            ),
         }
         let now = after(t0, ms);
         let out = drain(&mut e, now, true);
         for o in &out {
-            if o.starts_with(b"INVITE ") && String::from_utf8_lossy(o).contains("Call-ID: vxa") {
-                agent_invite = Some(String::from_utf8_lossy(o).to_string());
+            let text = String::from_utf8_lossy(o);
+            if o.starts_with(b"INVITE ") && text.contains("Call-ID: vxa") {
+                if text.lines().next().is_some_and(|l| l.contains(TRUNK)) {
+                    customer_invite = Some(text.to_string());
+                } else {
+                    agent_invite = Some(text.to_string());
+                }
             }
         }
         check(out, sent_req.as_deref(), ms, &mut tag);
