@@ -228,17 +228,22 @@ fn reply(req: &Request, status: u16, tag: &str, port: u16) -> String {
 }
 
 fn dial(h: &mut Harness, number: &str, own: bool) -> CallRef {
-    let call = CallRef(vaxel::acd::DIAL_BIT | 7);
+    dial_as(h, 7, "alice", number, own)
+}
+
+/// The ACD's turn for a callback (`DIAL_BIT | n`), ringing `agent` first.
+fn dial_as(h: &mut Harness, n: u64, agent: &str, number: &str, own: bool) -> CallRef {
+    let call = CallRef(vaxel::acd::DIAL_BIT | n);
     let at: SocketAddr = AGENT.parse().unwrap();
     h.e.handle_input(
         h.now,
         Input::Offer(Offer {
             call,
-            agent: "alice".into(),
+            agent: agent.into(),
             display: format!("Callback {number}"),
             ring_timeout: Duration::from_secs(15),
             bindings: vec![Binding {
-                uri: "sip:alice@127.0.0.1:5070".into(),
+                uri: format!("sip:{agent}@127.0.0.1:5070"),
                 transport: Transport::Udp,
                 source: at,
                 local: "127.0.0.1:5060".parse().unwrap(),
@@ -248,7 +253,7 @@ fn dial(h: &mut Harness, number: &str, own: bool) -> CallRef {
             reason: "longest idle".into(),
             dial: Some(Dial {
                 callback: Callback {
-                    id: "cb-x".into(),
+                    id: format!("cb-{n}"),
                     number: number.into(),
                     attempts: 0,
                     own,
@@ -340,4 +345,26 @@ fn a_callback_to_a_number_not_allowed_is_never_dialled() {
             .all(|d| !String::from_utf8_lossy(d).starts_with("INVITE")),
         "nobody is rung"
     );
+}
+
+/// Found by the engine_sequence fuzz target: a callback's turn when no RTP
+/// port was left for the agent leg kept a call with no leg and no timer.
+#[test]
+fn a_callback_with_no_port_left_leaves_nothing_behind() {
+    let mut h = harness();
+    h.e = vaxel::engine::Engine::new(
+        EngineConfig {
+            rtp_ports: vec![20000],
+            ..h.e.config().clone()
+        },
+        h.e.flows().clone(),
+        std::sync::Arc::new(vaxel::engine::CallGate::new(10)),
+    );
+    dial(&mut h, "+46701234567", true);
+    assert_eq!(h.e.call_count(), 1, "the first callback rings its agent");
+    h.acd.clear();
+    dial_as(&mut h, 8, "bob", "+46701234568", true);
+    let second = outcome(&h);
+    assert_eq!(second, Some(CallbackOutcome::Failed));
+    assert_eq!(h.e.call_count(), 1, "no call left without legs");
 }

@@ -162,7 +162,14 @@ impl Acd {
         call: CallKey,
         outcome: CallbackOutcome,
     ) {
-        let Some((order, mut w)) = self.dialling.remove(&call) else {
+        // After the agent answered, or before (the shard would not dial it).
+        let entry = self.dialling.remove(&call).or_else(|| {
+            let order = self.index.remove(&call)?;
+            let w = self.waiting.remove(&order)?;
+            self.count(&w.queue, w.priority, -1);
+            Some((order, w))
+        });
+        let Some((order, mut w)) = entry else {
             return;
         };
         let Some(mut cb) = w.callback.take() else {

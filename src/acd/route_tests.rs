@@ -618,3 +618,56 @@ fn callbacks_are_not_dialled_without_an_outbound_trunk() {
     assert_eq!(o[0].0, 9, "the caller is served; the callback waits, kept");
     assert_eq!(acd.figures("kundtjanst", t0).unwrap().callbacks_waiting, 1);
 }
+
+#[test]
+fn a_callback_the_shard_will_not_dial_is_retried_later_not_at_once() {
+    let t0 = Instant::now();
+    let mut q = queue();
+    q.callback_retry = 60 * S;
+    q.callback_attempts = 2;
+    let mut acd = Acd::new(t0, vec![agent("anna", 1, &[])], vec![q]);
+    acd.set_dialling(1, 4);
+    acd.restore_callback(
+        t0,
+        Callback {
+            id: "cb".into(),
+            number: "+46700000001".into(),
+            attempts: 0,
+            own: true,
+        },
+        "kundtjanst",
+    );
+    acd.handle(
+        t0,
+        AcdEvent::Reachable {
+            agent: "anna".into(),
+            reachable: true,
+        },
+    );
+    let first = offers(&mut acd);
+    assert_eq!(first.len(), 1);
+    let key = acd.waiting("kundtjanst")[0];
+    // The shard refuses to dial (say, no port): failed before the agent answered.
+    acd.handle(
+        t0 + S,
+        AcdEvent::CallbackDialled {
+            call: key,
+            outcome: CallbackOutcome::Failed,
+        },
+    );
+    acd.handle(
+        t0 + S,
+        AcdEvent::OfferFailed {
+            call: key,
+            agent: "anna".into(),
+            why: Missed::CallGone,
+        },
+    );
+    assert!(offers(&mut acd).is_empty(), "not offered again at once");
+    acd.handle_timeout(t0 + 61 * S);
+    assert_eq!(
+        offers(&mut acd).len(),
+        1,
+        "tried again after the retry wait"
+    );
+}

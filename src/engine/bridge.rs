@@ -148,6 +148,17 @@ impl Engine {
         }
         let Some(port) = self.take_port() else {
             tracing::warn!(call = %offer.call, "no RTP port for the agent leg");
+            if self
+                .calls
+                .get(&offer.call)
+                .is_some_and(|c| c.callback.is_some())
+            {
+                // A callback's call is only its legs: nothing is left of it.
+                self.report_callback(offer.call, crate::acd::CallbackOutcome::Failed);
+                if self.forget_call(offer.call).is_some() {
+                    self.stats.calls_ended = self.stats.calls_ended.saturating_sub(1);
+                }
+            }
             return self.offer_failed(offer.call, offer.agent, Missed::Unreachable);
         };
         let token = self.token();
