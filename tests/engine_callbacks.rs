@@ -368,3 +368,23 @@ fn a_callback_with_no_port_left_leaves_nothing_behind() {
     assert_eq!(second, Some(CallbackOutcome::Failed));
     assert_eq!(h.e.call_count(), 1, "no call left without legs");
 }
+
+/// Found by the engine_sequence fuzz target: a customer's phone that rang
+/// (180) past the ring timeout and never answered the CANCEL kept the call
+/// for ever (timer B stops after a provisional response, RFC 6026).
+#[test]
+fn a_customer_that_never_answers_the_cancel_is_given_up() {
+    let mut h = harness();
+    dial(&mut h, "+46701234567", true);
+    let inv = last_request(&h, "INVITE", "alice");
+    h.send_from(AGENT, &reply(&inv, 200, "ag", 42000));
+    let cust = last_request(&h, "INVITE", "+46701234567@127.0.0.1:5095");
+    h.send_from(TRUNK, &reply(&cust, 180, "cu", 43000));
+    // Ring timeout (20 s): CANCEL; nothing comes back.
+    h.advance(Duration::from_secs(21));
+    assert!(h.sip.iter().any(|d| d.starts_with(b"CANCEL ")));
+    assert_eq!(h.e.call_count(), 1);
+    h.advance(Duration::from_secs(40));
+    assert_eq!(outcome(&h), Some(CallbackOutcome::NoAnswer));
+    assert_eq!(h.e.call_count(), 0, "given up 64*T1 after the CANCEL");
+}

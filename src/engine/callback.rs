@@ -73,6 +73,8 @@ pub struct CustomerLeg {
     pub invite: Option<ClientInvite>,
     pub ring_until: Option<Instant>,
     pub provisional: bool,
+    /// Past this with no final response after CANCEL, the call is given up.
+    pub give_up_at: Option<Instant>,
     /// The outcome was told to the ACD.
     pub reported: bool,
 }
@@ -82,10 +84,14 @@ impl CustomerLeg {
         let ring = (self.state == CustomerState::Inviting)
             .then_some(self.ring_until)
             .flatten();
-        [self.invite.as_ref().and_then(|t| t.poll_timeout()), ring]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            self.invite.as_ref().and_then(|t| t.poll_timeout()),
+            ring,
+            self.give_up_at,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 }
 
@@ -220,6 +226,7 @@ impl Engine {
                 invite: None,
                 ring_until: None,
                 provisional: false,
+                give_up_at: None,
                 reported: false,
             }),
         };
@@ -509,8 +516,15 @@ impl Engine {
         let Some(cb) = call.callback.as_mut() else {
             return;
         };
+        if cb.give_up_at.is_some_and(|t| now >= t) {
+            // CANCEL drew no final response (timer B does not run once the
+            // INVITE had a provisional response, RFC 6026).
+            self.report_callback(id, CallbackOutcome::NoAnswer);
+            return self.end_call(now, id, false, "customer: no final response to CANCEL");
+        }
         if cb.state == CustomerState::Inviting && cb.ring_until.is_some_and(|t| now >= t) {
             cb.state = CustomerState::Cancelling;
+            cb.give_up_at = Some(now + self.cfg.timers.t1x64());
             let invite = cb.invite.as_ref().map(|t| t.request().clone());
             let provisional = cb.provisional;
             call.span
