@@ -161,6 +161,10 @@ fn routing(c: &mut Criterion) {
             BatchSize::LargeInput,
         )
     });
+    // The owner asks for its next deadline after every event.
+    g.bench_function("next deadline: 10,000 waiting", |b| {
+        b.iter(|| std::hint::black_box(acd.poll_timeout()))
+    });
     g.finish();
 }
 

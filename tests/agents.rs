@@ -1155,3 +1155,88 @@ announcement = "queue-busy"
         std::thread::sleep(Duration::from_millis(200));
     }
 }
+
+#[test]
+fn a_callback_number_outside_the_allowed_patterns_is_refused() {
+    if !isolate("a_callback_number_outside_the_allowed_patterns_is_refused") {
+        return;
+    }
+    // The caller types the number to be called back on (RFC 4733 from the
+    // test's RTP endpoint); only +4670… numbers besides their own are allowed.
+    let setup = Setup::new(
+        "refused",
+        r##"
+numbers = ["300"]
+languages = ["en"]
+start = "welcome"
+
+[human]
+queue = "kundtjanst"
+announcement = "human-option"
+
+[steps.welcome]
+type = "play"
+prompts = ["human-option"]
+next = "ask"
+
+[steps.ask]
+type = "collect"
+prompts = ["ask-order-number"]
+var = "cb_number"
+min = 8
+max = 12
+terminator = "#"
+timeout_s = 10
+human_key = "first"
+next = "book"
+
+[steps.book]
+type = "callback"
+queue = "kundtjanst"
+number_var = "cb_number"
+prompts = ["callback-queued"]
+next = "bye"
+on_error = "refused"
+
+[steps.refused]
+type = "hangup"
+prompts = ["callback-refused"]
+
+[steps.bye]
+type = "hangup"
+"##,
+        |t| t + "\n[callbacks]\nallowed = [\"+4670*\"]\n",
+    );
+    let (url, data) = (setup.url.clone(), setup.data.clone());
+    let vaxel = setup.start();
+    let mut peer = RtpPeer::bind(40020);
+    let caller = sipp(
+        "flow_call_engine_bye.xml",
+        &[
+            ("rtp_port", "40020"),
+            ("pts", "0 101"),
+            ("from", "+46701230000"),
+            ("to", "300"),
+            ("talk_ms", "30000"),
+        ],
+        &["-p", "5088"],
+    );
+    peer.wait_first(Duration::from_secs(5));
+    // Once the human option (about 4 s of the engine's packets) has played,
+    // the question: a premium-rate number, typed with the country code (0
+    // first would be the human key).
+    peer.record(Duration::from_secs(5));
+    for (i, key) in "46900123456#".chars().enumerate() {
+        let i = i as u32;
+        peer.send_rfc4733(key, 101, 8000 + i * 2000, (100 + i * 10) as u16);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        wait_log(&vaxel, "callback refused: number not allowed", 15),
+        "{}",
+        vaxel.log()
+    );
+    wait_sipp(caller, "caller");
+    assert!(!vaxel.log().contains("callback stored"));
+    assert_eq!(rows(&url, &data, vaxel::store::Table::Callbacks), 0);
+}

@@ -213,6 +213,7 @@ impl Acd {
             w.call = self.dial_key();
             w.offered_to = None;
             w.not_before = Some(now + retry);
+            self.note_due(w.not_before);
             w.callback = Some(cb);
             self.count(&w.queue, w.priority, 1);
             self.index.insert(w.call, order);

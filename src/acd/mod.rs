@@ -105,6 +105,8 @@ pub struct Acd {
     dials: u64,
     shards: usize,
     max_dialling: usize,
+    /// The earliest deadline of a waiting caller (possibly early; see `note_due`).
+    callers_due: Option<Instant>,
     out: VecDeque<AcdCommand>,
 }
 
@@ -156,6 +158,7 @@ impl Acd {
             dials: 0,
             shards: 1,
             max_dialling: 4,
+            callers_due: None,
             out: VecDeque::new(),
         }
     }
@@ -196,21 +199,21 @@ impl Acd {
             State::WrapUp { until } => Some(until),
             _ => None,
         });
-        let per_caller = self.waiting.values().flat_map(|w| {
-            w.excluded
-                .iter()
-                .map(|(_, t)| *t)
-                .chain(w.wait_limit)
-                .chain(w.next_announce)
-                .chain(w.next_change)
-                .chain(w.not_before)
-        });
         let load = self.queues.values().filter_map(|q| {
             let p = q.settings.high_load.as_ref()?;
             q.load.settles_at(p)
         });
         let left = self.left.front().map(|(t, ..)| *t + LEFT_KEPT);
-        wrap.chain(per_caller).chain(load).chain(left).min()
+        wrap.chain(self.callers_due).chain(load).chain(left).min()
+    }
+
+    /// Notes a waiting caller's new deadline (the earliest is kept; one that
+    /// goes away early only makes the next `handle_timeout` look again, which
+    /// recomputes it: no walk of the line per event).
+    fn note_due(&mut self, t: Option<Instant>) {
+        if let Some(t) = t {
+            self.callers_due = Some(self.callers_due.map_or(t, |d| d.min(t)));
+        }
     }
 
     pub fn handle_timeout(&mut self, now: Instant) {
@@ -235,6 +238,7 @@ impl Acd {
             self.left.pop_front();
         }
         let mut announce = Vec::new();
+        let mut due: Option<Instant> = None;
         for (order, w) in self.waiting.iter_mut() {
             w.excluded.retain(|(_, t)| now < *t);
             if w.next_change.is_some_and(|t| now >= t) {
@@ -261,7 +265,20 @@ impl Acd {
                     announce.push(*order);
                 }
             }
+            let mine = w
+                .excluded
+                .iter()
+                .map(|(_, t)| *t)
+                .chain(w.wait_limit)
+                .chain(w.next_announce)
+                .chain(w.next_change)
+                .chain(w.not_before)
+                .min();
+            if let Some(t) = mine {
+                due = Some(due.map_or(t, |d| d.min(t)));
+            }
         }
+        self.callers_due = due;
         for order in announce {
             self.announce(now, order, None, false);
         }
@@ -445,6 +462,8 @@ impl Acd {
             callback: None,
             not_before: None,
         };
+        self.note_due(w.wait_limit);
+        self.note_due(w.next_change);
         self.waiting.insert(order, w);
         self.index.insert(call, order);
         self.count(&queue, priority, 1);
@@ -494,6 +513,7 @@ impl Acd {
                 w.ewt = ewt;
             }
             w.next_announce = next;
+            self.callers_due = [self.callers_due, next].into_iter().flatten().min();
         }
     }
 
@@ -522,6 +542,8 @@ impl Acd {
             if why != Missed::CallGone {
                 let reoffer = q.map_or(Duration::from_secs(60), |q| q.reoffer_after);
                 w.excluded.push((agent.clone(), now + reoffer));
+                let t = now + reoffer;
+                self.callers_due = Some(self.callers_due.map_or(t, |d| d.min(t)));
             }
             max_misses = q.map_or(0, |q| q.max_misses);
         }
