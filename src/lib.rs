@@ -24,6 +24,7 @@ pub mod commands;
 pub mod config;
 pub mod engine;
 pub mod flow;
+pub mod http;
 pub mod limit;
 pub mod media;
 pub mod number;

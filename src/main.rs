@@ -163,6 +163,9 @@ struct ServeArgs {
     /// SIP address for UDP and TCP [default: 0.0.0.0:5060]
     #[arg(long)]
     sip_listen: Option<SocketAddr>,
+    /// HTTP address for the API, the event stream, /metrics and the pages [default: 127.0.0.1:8080]
+    #[arg(long)]
+    http_listen: Option<SocketAddr>,
     /// Address to advertise in Contact and SDP (when behind NAT)
     #[arg(long)]
     advertise: Option<IpAddr>,
@@ -234,6 +237,9 @@ fn run() -> anyhow::Result<()> {
             };
             if let Some(v) = a.sip_listen {
                 cfg.sip.listen = v;
+            }
+            if let Some(v) = a.http_listen {
+                cfg.http.listen = v;
             }
             if let Some(v) = a.advertise {
                 cfg.sip.advertise = Some(v);

@@ -368,7 +368,7 @@ fn floods_from_one_address_leave_other_callers_answered() {
     while Instant::now() < flood_until {
         for _ in 0..50 {
             let id = format!("flood-{sent}");
-            let msg = if sent % 2 == 0 {
+            let msg = if sent.is_multiple_of(2) {
                 invite(
                     &id,
                     "127.0.0.1",

@@ -52,6 +52,8 @@ fn record(id: &str, caller: &str, started: &str, outcome: &str, agent: Option<&s
         known: true,
         route: agent.map(|a| format!("{a}: sticky: last agent {a}")),
         ewt_ms: Some(60_000),
+        closed: false,
+        to_human_ms: None,
     }
 }
 

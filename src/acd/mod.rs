@@ -32,6 +32,7 @@ pub mod model;
 pub mod registrar;
 pub mod route;
 pub mod sim;
+pub mod view;
 
 pub use callback::{Callback, CallbackOutcome};
 pub use model::*;
@@ -129,6 +130,7 @@ impl Acd {
                             last_offered: 0,
                             wrap_up: Duration::ZERO,
                             handling: None,
+                            caller: None,
                         },
                     )
                 })
@@ -686,6 +688,12 @@ impl Acd {
         if let Some(a) = self.agents.get_mut(&agent) {
             a.state = State::Ringing(call);
             a.last_offered = self.offers;
+            a.caller = Some(Shown {
+                number: w.profile.number.clone(),
+                display: w.caller.clone(),
+                queue: w.queue.clone(),
+                callback: w.callback.is_some(),
+            });
         }
         self.out.push_back(match &w.callback {
             Some(cb) => AcdCommand::Dial {
@@ -766,6 +774,15 @@ impl Acd {
             ewt_samples: q.ewt_error.calls,
             callbacks_waiting: callbacks,
         })
+    }
+
+    /// The queue a caller waits in (or is being answered from).
+    pub fn queue_of(&self, call: CallKey) -> Option<String> {
+        self.index
+            .get(&call)
+            .and_then(|o| self.waiting.get(o))
+            .map(|w| w.queue.clone())
+            .or_else(|| self.dialling.get(&call).map(|(_, w)| w.queue.clone()))
     }
 
     /// How long the caller has waited so far (for records).

@@ -17,7 +17,10 @@ pub struct CallKey {
 }
 
 /// The agent's own choice.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
+#[serde(rename_all = "snake_case")]
 pub enum Status {
     LoggedOut,
     Available,
@@ -174,6 +177,19 @@ pub struct Agent {
     pub(super) wrap_up: Duration,
     /// The queue of the current call and when it was answered (handle time).
     pub(super) handling: Option<(String, Instant)>,
+    /// Who the agent was last offered (kept through the call and wrap-up,
+    /// for the agent's screen).
+    pub caller: Option<Shown>,
+}
+
+/// A caller as an agent's screen shows them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Shown {
+    pub number: String,
+    /// Name and number, as the phone's display shows them.
+    pub display: String,
+    pub queue: String,
+    pub callback: bool,
 }
 
 impl Agent {

@@ -6,6 +6,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub mod http;
 pub mod policy;
 use thiserror::Error;
 
@@ -413,6 +414,7 @@ pub struct Config {
     /// High-load policies by name (queues name one with `high_load`).
     pub policies: std::collections::BTreeMap<String, policy::PolicyConfig>,
     pub callbacks: policy::CallbacksConfig,
+    pub http: http::HttpConfig,
 }
 
 impl Config {
@@ -492,6 +494,9 @@ impl Config {
 
     pub fn validate(&self) -> Result<(), ConfigError> {
         let bad = |m: String| Err(ConfigError::Invalid(m));
+        if let Some(p) = self.http.problems().into_iter().next() {
+            return bad(p);
+        }
         let (lo, hi) = self.rtp_range()?;
         if (hi - lo) < 2 {
             return bad(format!(

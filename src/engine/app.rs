@@ -317,6 +317,7 @@ impl Engine {
                         let call = self.calls.get_mut(&id).expect("call exists");
                         call.span
                             .in_scope(|| tracing::info!(%queue, "queue closed"));
+                        call.closed_queue = Some(queue.clone());
                         if let Some(app) = call.app.as_mut() {
                             app.handle(now, FlowEvent::QueueLimitReached(QueueLimit::Closed));
                             if app.left_queue() {
@@ -514,7 +515,8 @@ impl Engine {
                 .as_ref()
                 .and_then(|o| o.queue())
                 .map(str::to_string)
-                .or_else(|| call.queued.clone()),
+                .or_else(|| call.queued.clone())
+                .or_else(|| call.closed_queue.clone()),
             agent: bridged.map(|b| b.agent.clone()),
             wait_ms: ms(call.queued_at, bridged.map(|b| b.at).unwrap_or(now)),
             talk_ms: bridged.map(|b| now.saturating_duration_since(b.at).as_millis() as u64),
@@ -527,6 +529,11 @@ impl Engine {
                 .and_then(|t| ms(call.answered_at, t)),
             lookup_ms: call.lookup_done.and_then(|t| ms(Some(call.started), t)),
             route: (!call.route.is_empty()).then(|| call.route.join("; ")),
+            closed: call.closed_queue.is_some(),
+            to_human_ms: app
+                .and_then(|a| a.human_pressed())
+                .and(bridged)
+                .and_then(|b| ms(call.answered_at, b.at)),
             ewt_ms: call.ewt.map(|e| e.as_millis() as u64),
         };
         call.span

@@ -78,6 +78,9 @@ pub struct Call {
     pub span: tracing::Span,
     /// The ACD's name for the call, once it was queued.
     pub queued: Option<String>,
+    /// The queue the caller asked for while it was closed (the figures count
+    /// calls that came while the phones were closed).
+    pub closed_queue: Option<String>,
     /// The agent leg being offered or talking (see `engine::bridge`).
     pub agent: Option<super::bridge::AgentLeg>,
     /// The agent who answered, when, and the bridge's two directions.

@@ -199,6 +199,7 @@ impl Engine {
             answered_at: None,
             answered_wall: None,
             queued_at: Some(now),
+            closed_queue: None,
             transfer: None,
             caller_e164: Some(number.clone()),
             answer_at: None,

@@ -285,6 +285,8 @@ pub enum Output {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Stats {
     pub requests: u64,
+    /// Requests received, by method (`Method::COUNTED`).
+    pub requests_by_method: [u64; 15],
     pub responses: u64,
     /// Malformed requests answered with 4xx/5xx.
     pub rejected_malformed: u64,

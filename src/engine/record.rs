@@ -41,6 +41,11 @@ pub struct CallRecord {
     pub route: Option<String>,
     /// The estimated wait announced to the caller.
     pub ewt_ms: Option<u64>,
+    /// The caller asked for a queue while it was closed.
+    pub closed: bool,
+    /// Time to human: from the answer to an agent connected, for callers who
+    /// pressed the human key.
+    pub to_human_ms: Option<u64>,
 }
 
 /// Work for the store shell (imperative).

@@ -54,6 +54,9 @@ impl Engine {
         match parse_message(data, transport.is_reliable()) {
             Ok(Message::Request(req)) => {
                 self.stats.requests += 1;
+                if let Some(n) = self.stats.requests_by_method.get_mut(req.method.counted()) {
+                    *n += 1;
+                }
                 self.on_request(now, transport, source, local, req);
             }
             Ok(Message::Response(resp)) => {
@@ -477,6 +480,7 @@ impl Engine {
             answered_at: None,
             answered_wall: None,
             queued_at: None,
+            closed_queue: None,
             caller_e164: caller_e164.clone(),
             answer_at: None,
             session_id,

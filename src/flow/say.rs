@@ -44,7 +44,7 @@ fn number(n: u32) -> Vec<String> {
             out.extend(number(n / 1000));
         }
         out.push("num-1000".into());
-        if n % 1000 == 0 {
+        if n.is_multiple_of(1000) {
             return out;
         }
     }
@@ -54,7 +54,7 @@ fn number(n: u32) -> Vec<String> {
             out.push(format!("num-{}", n / 100));
         }
         out.push("num-100".into());
-        if n % 100 == 0 {
+        if n.is_multiple_of(100) {
             return out;
         }
     }
@@ -65,7 +65,7 @@ fn number(n: u32) -> Vec<String> {
         }
     } else {
         out.push(format!("num-{}", n / 10 * 10));
-        if n % 10 > 0 {
+        if !n.is_multiple_of(10) {
             out.push(format!("num-{}", n % 10));
         }
     }

@@ -47,6 +47,17 @@ pub(crate) struct AcdHandle {
     events: mpsc::UnboundedSender<AcdEvent>,
 }
 
+/// The live picture is published at most this often (the event stream
+/// coalesces changes to a few per second per queue).
+const PUBLISH_EVERY: Duration = Duration::from_millis(100);
+
+/// Where the owner publishes what the HTTP shell shows.
+pub(crate) struct Publish {
+    pub live: tokio::sync::watch::Sender<std::sync::Arc<crate::http::live::Live>>,
+    pub calls: tokio::sync::broadcast::Sender<std::sync::Arc<str>>,
+    pub health: std::sync::Arc<crate::http::metrics::Health>,
+}
+
 impl AcdHandle {
     /// Queues a REGISTER; false when the owner is full or gone (dropped).
     pub fn register(&self, r: Register) -> bool {
@@ -55,6 +66,11 @@ impl AcdHandle {
 
     pub fn event(&self, ev: AcdEvent) {
         let _ = self.events.send(ev);
+    }
+
+    /// For the HTTP shell: agents' status changes.
+    pub fn events(&self) -> mpsc::UnboundedSender<AcdEvent> {
+        self.events.clone()
     }
 }
 
@@ -72,6 +88,7 @@ pub(crate) struct AcdContext {
     pub max_dialling: usize,
     pub udp: std::net::UdpSocket,
     pub writers: TcpWriters,
+    pub publish: Publish,
 }
 
 /// Starts the owner thread. The inboxes are given later (the shards need the
@@ -131,6 +148,11 @@ struct Owner {
     writers: TcpWriters,
     inboxes: Vec<Inbox>,
     store: crate::store::worker::StoreHandle,
+    publish: Publish,
+    /// The picture needs publishing (something happened since the last).
+    dirty: bool,
+    published: Option<Instant>,
+    seq: u64,
 }
 
 async fn run(
@@ -164,13 +186,22 @@ async fn run(
         writers: ctx.writers,
         inboxes,
         store: ctx.store,
+        publish: ctx.publish,
+        dirty: true,
+        published: None,
+        seq: 0,
     };
+    o.publish(Instant::now());
     let (mut reg_open, mut ev_open) = (true, true);
     while reg_open || ev_open {
-        let deadline = [o.acd.poll_timeout(), o.registrar.poll_timeout()]
-            .into_iter()
-            .flatten()
-            .min();
+        let deadline = [
+            o.acd.poll_timeout(),
+            o.registrar.poll_timeout(),
+            o.publish_due(),
+        ]
+        .into_iter()
+        .flatten()
+        .min();
         let sleep = async {
             match deadline {
                 Some(t) => tokio::time::sleep_until(t.into()).await,
@@ -180,6 +211,12 @@ async fn run(
         tokio::select! {
             _ = sleep => {
                 let now = Instant::now();
+                // The wake may be only the picture's; a timer of the ACD's
+                // or the registrar's that ran changes it.
+                let due = |t: Option<Instant>| t.is_some_and(|t| t <= now);
+                if due(o.acd.poll_timeout()) || due(o.registrar.poll_timeout()) {
+                    o.dirty = true;
+                }
                 for ev in o.registrar.expire(now) {
                     o.registrar_event(now, ev);
                 }
@@ -187,22 +224,98 @@ async fn run(
                 o.acd.handle_timeout(now);
             }
             r = reg_rx.recv(), if reg_open => match r {
-                Some(r) => o.on_register(r),
+                Some(r) => {
+                    o.on_register(r);
+                    o.dirty = true;
+                }
                 None => reg_open = false,
             },
             ev = ev_rx.recv(), if ev_open => match ev {
-                Some(ev) => o.acd.handle(Instant::now(), ev),
+                Some(ev) => {
+                    let now = Instant::now();
+                    o.call_event(&ev, now);
+                    o.acd.handle(now, ev);
+                    o.dirty = true;
+                }
                 None => ev_open = false,
             },
         }
         o.run_commands().await;
+        o.publish(Instant::now());
     }
     tracing::debug!("ACD stopped");
 }
 
 impl Owner {
+    /// When the picture should next be published: at once when something
+    /// changed (at most every `PUBLISH_EVERY`), else once a second (waits grow).
+    fn publish_due(&self) -> Option<Instant> {
+        let last = self.published?;
+        Some(if self.dirty {
+            last + PUBLISH_EVERY
+        } else {
+            last + Duration::from_secs(1)
+        })
+    }
+
+    /// Publishes the live picture when it is due and differs from the last.
+    fn publish(&mut self, now: Instant) {
+        if self.published.is_some_and(|p| now < p + PUBLISH_EVERY) {
+            return;
+        }
+        let timed_out = self
+            .published
+            .is_none_or(|p| now >= p + Duration::from_secs(1));
+        if !self.dirty && !timed_out {
+            return;
+        }
+        self.published = Some(now);
+        self.dirty = false;
+        let queues = self.acd.queue_views(now);
+        let agents = self.acd.agent_views();
+        if self.publish.live.borrow().same_as(&queues, &agents) && self.seq > 0 {
+            return;
+        }
+        self.seq += 1;
+        let live = crate::http::live::Live::new(
+            self.seq,
+            jiff::Timestamp::now().as_millisecond(),
+            queues,
+            agents,
+        );
+        self.publish.live.send_replace(std::sync::Arc::new(live));
+    }
+
+    /// A call event for the stream (before the ACD handles it: a caller
+    /// who leaves is still known).
+    fn call_event(&self, ev: &AcdEvent, _now: Instant) {
+        if self.publish.calls.receiver_count() == 0 {
+            return;
+        }
+        let (kind, queue, agent) = match ev {
+            AcdEvent::Enqueued { queue, .. } => ("entered", Some(queue.clone()), None),
+            AcdEvent::Left { call } => ("left", self.acd.queue_of(*call), None),
+            AcdEvent::Answered { call, agent } => {
+                ("answered", self.acd.queue_of(*call), Some(agent.clone()))
+            }
+            _ => return,
+        };
+        let Some(queue) = queue else { return };
+        let e = crate::http::live::CallEvent {
+            kind,
+            queue,
+            agent,
+            at_ms: jiff::Timestamp::now().as_millisecond(),
+        };
+        let _ = self.publish.calls.send(e.json());
+    }
+
     fn on_register(&mut self, r: Register) {
         let now = Instant::now();
+        self.publish
+            .health
+            .registers
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let req = match parse_message(&r.data, r.transport.is_reliable()) {
             Ok(Message::Request(req)) if req.method == Method::Register => req,
             // Malformed (or not a REGISTER after all): a shard answers it as

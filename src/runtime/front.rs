@@ -52,6 +52,8 @@ pub(super) struct FrontConfig {
     pub trunks: Arc<Vec<Trunk>>,
     /// TCP connections in all: the configured cap, kept below the open-file limit.
     pub tcp_total: usize,
+    /// The counters `/metrics` shows.
+    pub health: Arc<crate::http::metrics::Health>,
 }
 
 /// Per-source state the front keeps: buckets, log throttles, TCP holdings.
@@ -126,6 +128,10 @@ impl Guard {
             };
             if !ok {
                 self.stats.rate_limited += 1;
+                self.cfg
+                    .health
+                    .front_rate_limited
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 if let Some(n) = self.log.hit(now, (ip, what)) {
                     tracing::warn!(source = %ip, dropped = n, "source over its {what} rate: dropping (logged once a minute)");
                 }
@@ -244,6 +250,11 @@ fn dispatch(
             data,
         }) {
             guard.stats.inbox_full += 1;
+            guard
+                .cfg
+                .health
+                .front_inbox_full
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
         return None;
     }
@@ -264,12 +275,22 @@ fn dispatch(
         // shard anything, while the shard works off what it admitted.
         if matches!(verdict, Verdict::Fresh) {
             guard.stats.shed += 1;
+            guard
+                .cfg
+                .health
+                .front_shed
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             if let mpsc::error::TrySendError::Full(ShardInput::Sip { data, .. }) = e {
                 return shed_response(&data, source);
             }
             return None;
         }
         guard.stats.inbox_full += 1;
+        guard
+            .cfg
+            .health
+            .front_inbox_full
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         if guard.stats.inbox_full.is_power_of_two() {
             tracing::warn!(
                 dropped = guard.stats.inbox_full,
@@ -345,6 +366,7 @@ pub(super) async fn run(
                 };
                 if let Err(why) = taken {
                     guard.stats.tcp_refused += 1;
+                    guard.cfg.health.tcp_refused.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     let what = match why { crate::limit::Refused::Source => "TCP connections (per source)", crate::limit::Refused::Total => "TCP connections (in all)" };
                     if let Some(n) = guard.log.hit(Instant::now(), (ip, what)) {
                         tracing::warn!(source = %ip, refused = n, "limit of {what} reached: closing new connections (logged once a minute)");

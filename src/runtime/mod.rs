@@ -44,6 +44,8 @@ pub enum RuntimeError {
     #[error("cannot watch {dir} for flow edits: {source}")]
     Watch { dir: String, source: notify::Error },
     #[error("{0}")]
+    HttpBind(String),
+    #[error("{0}")]
     Io(#[from] std::io::Error),
 }
 
@@ -222,6 +224,10 @@ pub fn serve(cfg: Config) -> Result<(), RuntimeError> {
         .unwrap_or(1)
         ^ std::process::id() as u64;
 
+    let health = Arc::new(crate::http::metrics::Health::new(shards));
+    let (live_tx, live_rx) =
+        tokio::sync::watch::channel(Arc::new(crate::http::live::Live::default()));
+    let (calls_tx, _) = tokio::sync::broadcast::channel(1024);
     let (agents, queues) = cfg.acd_settings();
     let outbound = cfg.outbound();
     if let Some(o) = &outbound {
@@ -258,9 +264,53 @@ pub fn serve(cfg: Config) -> Result<(), RuntimeError> {
             },
             udp: udp.try_clone()?,
             writers: writers.clone(),
+            publish: acd::Publish {
+                live: live_tx,
+                calls: calls_tx.clone(),
+                health: health.clone(),
+            },
         },
         inboxes_rx,
     )?;
+    let (http_stop, http_stop_rx) = tokio::sync::oneshot::channel();
+    let http_thread = crate::http::spawn(
+        crate::http::HttpSettings {
+            config: cfg.http.clone(),
+            agents: cfg
+                .agents
+                .iter()
+                .map(|a| (a.id.clone(), a.password.clone()))
+                .collect(),
+            queues: cfg
+                .queues()
+                .into_iter()
+                .map(|(name, q)| {
+                    let info = crate::http::QueueInfo {
+                        service_level_s: q.service_level_s,
+                        wrap_up_s: q.wrap_up_s,
+                        tz: jiff::tz::TimeZone::get(&q.timezone).unwrap_or(jiff::tz::TimeZone::UTC),
+                        hours: q.hours,
+                    };
+                    (name, info)
+                })
+                .collect(),
+            store: crate::store::StoreSettings {
+                url: cfg.data.url.clone(),
+                data_dir: cfg.data.dir.clone(),
+                repeat_days: cfg.data.repeat_days,
+                retention_days: cfg.data.retention_days,
+            },
+            flows_dir: flows_dir.clone(),
+            known: cfg.known(),
+            flows: flows_rx.clone(),
+            live: live_rx,
+            calls: calls_tx,
+            acd: acd.events(),
+            health: health.clone(),
+        },
+        http_stop_rx,
+    )
+    .map_err(|e| RuntimeError::HttpBind(e.to_string()))?;
     if !cfg.agents.is_empty() {
         tracing::info!(agents = cfg.agents.len(), realm = %cfg.acd.realm, "agents may register");
     }
@@ -321,6 +371,7 @@ pub fn serve(cfg: Config) -> Result<(), RuntimeError> {
             rtp_ip: listen.ip(),
             drain_timeout: Duration::from_secs(cfg.engine.drain_timeout_s),
             acd: acd.clone(),
+            health: health.clone(),
         };
         let stopping = stop.clone();
         handles.push(
@@ -357,6 +408,7 @@ pub fn serve(cfg: Config) -> Result<(), RuntimeError> {
         limits: cfg.limits.clone(),
         trunks: trunks.clone(),
         tcp_total,
+        health,
     };
     rt.block_on(front::run(
         udp,
@@ -370,6 +422,9 @@ pub fn serve(cfg: Config) -> Result<(), RuntimeError> {
     for h in handles {
         let _ = h.join();
     }
+    // The HTTP shell holds a way to the ACD: it stops first.
+    let _ = http_stop.send(());
+    let _ = http_thread.join();
     let _ = acd_thread.join();
     // Every shard is done: the store writes what is left, then stops.
     drop(store);

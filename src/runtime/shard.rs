@@ -35,6 +35,7 @@ pub(super) struct ShardContext {
     pub rtp_ip: IpAddr,
     pub drain_timeout: Duration,
     pub acd: super::acd::AcdHandle,
+    pub health: Arc<crate::http::metrics::Health>,
 }
 
 struct Shard {
@@ -49,7 +50,14 @@ struct Shard {
     acd: super::acd::AcdHandle,
     /// When the engine's wall clock was last re-anchored.
     wall_set: Instant,
+    /// What `/metrics` shows of this shard, and when it was last copied there.
+    health: Arc<crate::http::metrics::Health>,
+    counted: crate::http::metrics::ShardHealth,
+    health_at: Instant,
 }
+
+/// A shard's counters are copied for `/metrics` at most this often.
+const HEALTH_EVERY: Duration = Duration::from_millis(500);
 
 /// The engine's wall clock is re-anchored this often (the system clock may be
 /// slewed or stepped; `Instant` is not).
@@ -96,6 +104,9 @@ async fn drive(ctx: ShardContext, mut inbox: InboxRx) {
             http: ctx.http,
             acd: ctx.acd,
             wall_set: now,
+            health: ctx.health,
+            counted: Default::default(),
+            health_at: now,
         }),
         wake_at: Cell::new(None),
         notify: Notify::new(),
@@ -161,6 +172,19 @@ async fn drive(ctx: ShardContext, mut inbox: InboxRx) {
                 }
             }
             _ = shared.notify.notified() => {}
+        }
+        {
+            let mut s = shared.shard.borrow_mut();
+            let now = Instant::now();
+            if now >= s.health_at + HEALTH_EVERY {
+                s.health_at = now;
+                s.counted.stats = s.engine.stats.clone();
+                s.counted.calls = s.engine.active_calls();
+                s.counted.urgent_depth = inbox.urgent.len();
+                s.counted.fresh_depth = inbox.fresh.len();
+                s.counted.send_errors = s.send_errors;
+                s.health.set_shard(ctx.index, s.counted.clone());
+            }
         }
         if let Some(until) = drain_until {
             let s = shared.shard.borrow();
@@ -302,6 +326,7 @@ fn flush(s: &mut Shard, shared: &Rc<Shared>) {
     while let Some(out) = s.engine.poll_output() {
         match out {
             Output::Rtp { port, to, data } => {
+                s.counted.rtp_out += 1;
                 if let Some((sock, _)) = s.media.get(&port) {
                     if sock.get_ref().send_to(&data, to).is_err() {
                         s.send_errors += 1;
@@ -312,24 +337,15 @@ fn flush(s: &mut Shard, shared: &Rc<Shared>) {
                 transport,
                 to,
                 data,
-            } => match transport {
-                Transport::Udp => {
-                    if s.udp.send_to(&data, to).is_err() {
-                        s.send_errors += 1;
+            } => {
+                if data.starts_with(b"SIP/2.0 ") {
+                    let class = data.get(8).map_or(0, |d| usize::from(d.wrapping_sub(b'0')));
+                    if let Some(n) = s.counted.responses_sent.get_mut(class) {
+                        *n += 1;
                     }
                 }
-                Transport::Tcp(id) => {
-                    let w = s.writers.lock().unwrap_or_else(|p| p.into_inner());
-                    match w.get(&id) {
-                        Some(c) => {
-                            if c.tx.try_send(data).is_err() {
-                                s.send_errors += 1;
-                            }
-                        }
-                        None => s.send_errors += 1,
-                    }
-                }
-            },
+                send_sip(s, transport, to, data);
+            }
             Output::OpenMedia { port, ip } => {
                 let ip = if ip.is_unspecified() { s.rtp_ip } else { ip };
                 let ok = match open_rtp(ip, port) {
@@ -377,8 +393,11 @@ fn flush(s: &mut Shard, shared: &Rc<Shared>) {
                 let store = s.store.clone();
                 let shared = shared.clone();
                 tokio::task::spawn_local(async move {
+                    let asked = Instant::now();
                     let r = store.lookup(number).await;
                     let mut s = shared.shard.borrow_mut();
+                    s.health
+                        .observe_store("lookup", asked.elapsed().as_secs_f64());
                     let now = Instant::now();
                     guarded(&mut s.engine, now, |e| {
                         e.handle_input(now, Input::LookupFinished { call, result: r })
@@ -396,8 +415,11 @@ fn flush(s: &mut Shard, shared: &Rc<Shared>) {
                 let store = s.store.clone();
                 let shared = shared.clone();
                 tokio::task::spawn_local(async move {
+                    let asked = Instant::now();
                     let ok = store.commit(req).await;
                     let mut s = shared.shard.borrow_mut();
+                    s.health
+                        .observe_store("commit", asked.elapsed().as_secs_f64());
                     let now = Instant::now();
                     guarded(&mut s.engine, now, |e| {
                         e.handle_input(now, Input::CallbackStored { call, ok })
@@ -407,7 +429,12 @@ fn flush(s: &mut Shard, shared: &Rc<Shared>) {
                     shared.notify.notify_one();
                 });
             }
-            Output::Store(req) => s.store.submit(req),
+            Output::Store(req) => {
+                if let StoreRequest::RecordCall(r) = &req {
+                    s.health.observe_call(r);
+                }
+                s.store.submit(req)
+            }
             Output::Acd(ev) => s.acd.event(ev),
             Output::Webhook {
                 call,
@@ -506,6 +533,27 @@ fn log_url(url: &str) -> String {
 /// make every sent packet's freed buffer space wake the shard's epoll.)
 type RtpSocket = AsyncFd<std::net::UdpSocket>;
 
+fn send_sip(s: &mut Shard, transport: Transport, to: SocketAddr, data: Vec<u8>) {
+    match transport {
+        Transport::Udp => {
+            if s.udp.send_to(&data, to).is_err() {
+                s.send_errors += 1;
+            }
+        }
+        Transport::Tcp(id) => {
+            let w = s.writers.lock().unwrap_or_else(|p| p.into_inner());
+            match w.get(&id) {
+                Some(c) => {
+                    if c.tx.try_send(data).is_err() {
+                        s.send_errors += 1;
+                    }
+                }
+                None => s.send_errors += 1,
+            }
+        }
+    }
+}
+
 fn open_rtp(ip: IpAddr, port: u16) -> std::io::Result<RtpSocket> {
     let sock = std::net::UdpSocket::bind(SocketAddr::new(ip, port))?;
     sock.set_nonblocking(true)?;
@@ -524,6 +572,7 @@ async fn rtp_receive(sock: Rc<RtpSocket>, port: u16, shared: Rc<Shared>) {
             continue;
         };
         let mut s = shared.shard.borrow_mut();
+        s.counted.rtp_in += 1;
         let now = Instant::now();
         let data = buf.get(..n).unwrap_or_default();
         guarded(&mut s.engine, now, |e| {

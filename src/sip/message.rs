@@ -50,6 +50,46 @@ impl Method {
         }
     }
 
+    /// The methods counted apart in the metrics; anything else is `OTHER`.
+    pub const COUNTED: [&'static str; 15] = [
+        "INVITE",
+        "ACK",
+        "BYE",
+        "CANCEL",
+        "OPTIONS",
+        "REGISTER",
+        "INFO",
+        "PRACK",
+        "UPDATE",
+        "SUBSCRIBE",
+        "NOTIFY",
+        "REFER",
+        "MESSAGE",
+        "PUBLISH",
+        "OTHER",
+    ];
+
+    /// The method's place in [`Method::COUNTED`].
+    pub fn counted(&self) -> usize {
+        match self {
+            Method::Invite => 0,
+            Method::Ack => 1,
+            Method::Bye => 2,
+            Method::Cancel => 3,
+            Method::Options => 4,
+            Method::Register => 5,
+            Method::Info => 6,
+            Method::Prack => 7,
+            Method::Update => 8,
+            Method::Subscribe => 9,
+            Method::Notify => 10,
+            Method::Refer => 11,
+            Method::Message => 12,
+            Method::Publish => 13,
+            Method::Other(_) => 14,
+        }
+    }
+
     pub fn as_str(&self) -> &str {
         match self {
             Method::Invite => "INVITE",

@@ -9,6 +9,7 @@
 //! ([`worker`]).
 
 pub mod import;
+pub mod report;
 pub mod worker;
 
 use crate::engine::CallRecord;
@@ -67,6 +68,13 @@ fn migrator() -> sqlx::migrate::Migrator {
             "routing".into(),
             MigrationType::Simple,
             include_str!("../../migrations/0002_routing.sql").into_sql_str(),
+            false,
+        ),
+        Migration::new(
+            3,
+            "figures".into(),
+            MigrationType::Simple,
+            include_str!("../../migrations/0003_figures.sql").into_sql_str(),
             false,
         ),
     ])
@@ -270,8 +278,8 @@ impl Store {
 
     async fn insert_call(conn: &mut sqlx::AnyConnection, r: &CallRecord) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO calls (call_id, started_ms, answered_ms, ended_ms, caller, dialled, flow, flow_version, path, outcome, ended_by, queue, agent, wait_ms, talk_ms, human_key_ms, known, announced_ms, lookup_ms, route, ewt_ms)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)
+            "INSERT INTO calls (call_id, started_ms, answered_ms, ended_ms, caller, dialled, flow, flow_version, path, outcome, ended_by, queue, agent, wait_ms, talk_ms, human_key_ms, known, announced_ms, lookup_ms, route, ewt_ms, closed, to_human_ms)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23)
              ON CONFLICT (call_id) DO NOTHING",
         )
         .bind(&r.call_id)
@@ -295,6 +303,8 @@ impl Store {
         .bind(r.lookup_ms.map(|v| v as i64))
         .bind(&r.route)
         .bind(r.ewt_ms.map(|v| v as i64))
+        .bind(i64::from(r.closed))
+        .bind(r.to_human_ms.map(|v| v as i64))
         .execute(&mut *conn)
         .await?;
         Ok(())
