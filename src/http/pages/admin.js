@@ -59,7 +59,7 @@
     let width = 0;
     for (const [d, ns] of rows) ns.forEach((n, i) => { pos.set(n.id, { x: 10 + i * (W + GX), y: 10 + d * (H + GY) }); width = Math.max(width, 10 + (i + 1) * (W + GX)); });
     const height = 10 + rows.size * (H + GY);
-    const svg = el('svg', { class: 'graph', viewBox: `0 0 ${width} ${height}`, id: 'graph' });
+    const svg = el('svg', { class: 'graph', viewBox: `0 0 ${width} ${height}`, width, height, id: 'graph' });
     for (const e of g.edges) {
       const a = pos.get(e.from), b = pos.get(e.to);
       if (!a || !b) continue;
