@@ -17,6 +17,12 @@
 #                         through the relay, CPU per forwarded packet, memory
 #                         per call, key-0-to-ring p99; reference: a bare reflector
 #   bench/run.sh register REGISTER with digest per second; reference: Kamailio
+#   bench/run.sh http     the bridged-call load (HTTP_CALLS=500) measured twice:
+#                         alone, then with 200 wallboards on the event stream,
+#                         API clients on /api/v1/queues and an agent's status
+#                         changing every 200 ms (every wallboard is sent events):
+#                         the engine's CPU per packet and RTP delay p99 side by
+#                         side, and the API's p50/p99
 #   bench/run.sh all      media + setup
 #
 # media, setup and soak run the read-back test flow (tests/flows/readback.toml)
@@ -350,6 +356,45 @@ bridge() {
   echo "  agents registered: $(val registered "$f") in $(val register_s "$f") s"
 }
 
+# The HTTP shell under load: bridged calls alone, then the same with 200
+# wallboards and API clients; the difference is what the wallboards cost.
+http_bench() {
+  local n=${HTTP_CALLS:-500} probes=${PROBES:-20} walls=${WALLBOARDS:-200}
+  local B=target/release/vaxel-bridgeload H=target/release/vaxel-httpload
+  local cfg=$out/http.toml
+  cp bench/vaxel.toml "$cfg"
+  printf '[acd]\navailable_on_register = true\n\n[queues.kundtjanst]\nring_timeout_s = 30\nwrap_up_s = 0\n\n' >>"$cfg"
+  printf '[http]\nlisten = "127.0.0.1:8080"\nadmin_tokens = ["bench-admin-token-0123456789"]\nread_tokens = ["bench-read-token-0123456789"]\n\n' >>"$cfg"
+  # An agent with no phone, whose status the load flips (the picture changes).
+  printf '[[agents]]\nid = "wallboard-flap"\npassword = "bench-flap-pw"\n\n' >>"$cfg"
+  for i in $(seq 0 $(( n + probes - 1 ))); do
+    printf '[[agents]]\nid = "a%d"\npassword = "bench-pw-%d"\n' "$i" "$i" >>"$cfg"
+  done
+  cfg_args=(--config "$cfg")
+  echo
+  echo "== $walls wallboards and API clients on top of $n bridged calls (measured ${MEASURE} s each)"
+  printf '%-22s %-10s %-10s %-12s %-12s\n' "" bridged "loss %" "delay p99" "cpu us/pkt"
+  for mode in alone wallboards; do
+    start_vaxel "$out/vaxel-http-$mode.log" --rtp-timeout 3600
+    local hp=""
+    if [ "$mode" = wallboards ]; then
+      # Starts when the calls are up (the bridge load's set-up takes n/200 s).
+      ( sleep $(( n / 200 + 8 )); $H --token bench-read-token-0123456789 --admin bench-admin-token-0123456789 \
+          --wallboards "$walls" --api-clients "${API_CLIENTS:-4}" --flap-agent wallboard-flap \
+          --duration $(( MEASURE + 4 )) >"$out/httpload.txt" ) &
+      hp=$!
+    fi
+    $B run --calls "$n" --probes "$probes" --rate 200 --warmup 10 --measure "$MEASURE" --pid "$VP" >"$out/http-$mode.txt"
+    [ -n "$hp" ] && wait "$hp"
+    stop "$VP"
+    local f="$out/http-$mode.txt"
+    printf '%-22s %-10s %-10s %-12s %-12s\n' "$mode" "$(val bridged "$f")" "$(val loss_pct "$f")" "$(val delay_p99_ms "$f")" "$(val cpu_us_per_pkt "$f")"
+  done
+  local h=$out/httpload.txt
+  echo "  wallboards connected: $(val streams "$h"), events they received: $(val events "$h")"
+  echo "  GET /api/v1/queues: $(val api_requests "$h") requests, p50 $(val api_p50_ms "$h") ms, p99 $(val api_p99_ms "$h") ms, max $(val api_max_ms "$h") ms, errors $(val api_errors "$h")"
+}
+
 # REGISTER with digest per second: SIPp registering agents against the engine's
 # registrar and against Kamailio's (usrloc in memory, auth with the same
 # passwords), stepping the rate until more than 1 % fail.
@@ -396,6 +441,7 @@ PY
 
 case "$what" in
   bridge) bridge ;;
+  http) http_bench ;;
   register) register_bench ;;
   flows) flows_bench ;;
   shed) shed ;;

@@ -1,7 +1,7 @@
 //! The HTTP figures against calls actually made: the running engine (inside
 //! `unshare -n`), SIPp callers pressing 0, a SIPp agent answering, and the
 //! API, the event stream and `/metrics` read over real HTTP while the calls
-//! happen. The figures must match the calls made; the event stream must show
+//! happen (callers on SIPp and on PJSIP, the second SIP stack). The figures must match the calls made; the event stream must show
 //! a caller entering the queue within 500 ms; `/metrics` must parse with the
 //! Prometheus client's own OpenMetrics parser (PyPI `prometheus-client`) and
 //! agree with the API.
@@ -251,8 +251,9 @@ fn the_figures_the_event_stream_and_metrics_match_the_calls_made() {
     wait_sipp(c1, "caller 1");
     wait_sipp(answer, "bob answering");
 
-    // 2. Bob goes on break through the API: the next caller waits 8 s and
-    //    gives up (an abandon after 5 s, within the 20 s threshold).
+    // 2. Bob goes on break through the API: the next caller, on PJSIP (the
+    //    second SIP stack), presses 0 after 1 s and gives up at 10 s (an
+    //    abandon after 5 s, within the 20 s threshold).
     assert_eq!(
         put(
             &rt,
@@ -266,8 +267,21 @@ fn the_figures_the_event_stream_and_metrics_match_the_calls_made() {
         && v["id"] == "bob"
         && v["status"] == "on_break")
     .is_some());
-    let (c2, _, _p2) = press_zero(40010, "5087", "+46701110002", 10_000);
-    wait_sipp(c2, "caller 2");
+    let python = std::env::var_os("VAXEL_PJSUA_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target/pyenv/bin/python"));
+    let t = Instant::now();
+    let c2 = std::process::Command::new(python)
+        .arg(root().join("tests/pjsua/call_and_record.py"))
+        .arg(format!("sip:100@{SIP}"))
+        .arg(temp_dir("http-live-pjsip").join("heard.wav"))
+        .args(["--key", "0", "--key-at", "1.0", "--duration", "10"])
+        .stdout(std::process::Stdio::null())
+        .status()
+        .expect("PJSIP caller");
+    assert!(c2.success(), "the PJSIP caller failed");
+    assert!(first_event(&events, t, 1, |n, v| n == "call" && v["kind"] == "entered").is_some());
+    assert!(first_event(&events, t, 1, |n, v| n == "call" && v["kind"] == "left").is_some());
     // 3. A caller who hangs up at once after pressing 0: a short abandon.
     let (c3, _, _p3) = press_zero(40020, "5088", "+46701110003", 2_500);
     wait_sipp(c3, "caller 3");
@@ -352,5 +366,27 @@ fn the_figures_the_event_stream_and_metrics_match_the_calls_made() {
     assert!(sample(r#"vaxel_sip_requests_received_total{"method": "REGISTER"}"#) >= 2.0);
     assert!(sample(r#"vaxel_human_key_total{}"#) >= 3.0);
     assert!(sample(r#"vaxel_rtp_packets_total{"direction": "out"}"#) > 100.0);
+    // The shipped Grafana dashboard asks only for series that exist.
+    let dash = std::fs::read_to_string(root().join("contrib/grafana-vaxel.json")).unwrap();
+    let names: std::collections::BTreeSet<&str> = m
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(|k| k.split('{').next().unwrap())
+        .collect();
+    let mut asked = 0;
+    for piece in dash.split("vaxel_").skip(1) {
+        let name: String = piece
+            .chars()
+            .take_while(|c| c.is_ascii_lowercase() || *c == '_')
+            .collect();
+        let name = format!("vaxel_{name}");
+        asked += 1;
+        assert!(
+            names.contains(name.as_str()),
+            "the dashboard asks for {name}, which /metrics does not have"
+        );
+    }
+    assert!(asked > 15);
     drop(vaxel);
 }

@@ -27,6 +27,9 @@ pub enum ApiError {
     },
     #[error("too many failed sign-ins from this address; wait a minute")]
     TooManyAttempts,
+    /// A bounded resource is full (event streams).
+    #[error("{0}; try again later")]
+    Busy(&'static str),
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
     #[error("{0}")]
@@ -60,6 +63,7 @@ impl ApiError {
             ApiError::BadInput { .. } => StatusCode::BAD_REQUEST,
             ApiError::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::TooManyAttempts => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Store(_) | ApiError::Io(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

@@ -172,18 +172,28 @@ fn snapshot(live: &Live, sent: &mut Sent) -> Event {
 
 /// Events queued per client before it counts as fallen behind.
 const CLIENT_QUEUE: usize = 256;
+/// Event streams served at once, at most (each holds a task and a queue).
+pub const MAX_STREAMS: usize = 2000;
 
 /// The live event stream.
 #[utoipa::path(get, path = "/api/v1/events", tag = "live",
     params(("access_token" = Option<String>, Query, description = "A read token, for EventSource (which cannot send headers)")),
     responses((status = 200, description = "text/event-stream: `snapshot`, `queue`, `agent` and `call` events", content_type = "text/event-stream"),
-               (status = 401, body = super::error::ErrorBody)),
+               (status = 401, body = super::error::ErrorBody), (status = 503, description = "Too many event streams", body = super::error::ErrorBody)),
     security(("bearer" = []), ("session" = [])))]
 pub async fn events(
     Caller(role): Caller,
     axum::extract::State(st): axum::extract::State<HttpState>,
 ) -> Result<Sse<impl tokio_stream::Stream<Item = Result<Event, std::convert::Infallible>>>, ApiError>
 {
+    if st
+        .health
+        .sse_clients
+        .load(std::sync::atomic::Ordering::Relaxed)
+        >= MAX_STREAMS
+    {
+        return Err(ApiError::Busy("too many event streams"));
+    }
     let (tx, rx) = tokio::sync::mpsc::channel::<Event>(CLIENT_QUEUE);
     let mut live = st.live.clone();
     let mut calls = st.calls.subscribe();

@@ -145,7 +145,7 @@ pub struct Outcome {
 /// The signed-in agent sets the outcome of their last call (in wrap-up).
 #[utoipa::path(post, path = "/api/v1/me/outcome", tag = "agents", request_body = Outcome,
     responses((status = 201, description = "Kept with the customer's history"), (status = 400, body = super::error::ErrorBody),
-              (status = 401, body = super::error::ErrorBody), (status = 409, body = super::error::ErrorBody)),
+              (status = 401, body = super::error::ErrorBody)),
     security(("session" = [])))]
 pub async fn my_outcome(
     Caller(role): Caller,
