@@ -863,21 +863,7 @@ async fn read_events(body: Body, n: usize, deadline: Duration) -> Vec<(String, V
         if let Ok(data) = frame.into_data() {
             buf.push_str(&String::from_utf8_lossy(&data));
         }
-        while let Some(i) = buf.find("\n\n") {
-            let block: String = buf.drain(..i + 2).collect();
-            let mut name = String::new();
-            let mut data = String::new();
-            for line in block.lines() {
-                if let Some(v) = line.strip_prefix("event: ") {
-                    name = v.into();
-                } else if let Some(v) = line.strip_prefix("data: ") {
-                    data.push_str(v);
-                }
-            }
-            if !name.is_empty() {
-                out.push((name, serde_json::from_str(&data).unwrap_or(Value::Null)));
-            }
-        }
+        out.extend(common::take_events(&mut buf));
     }
     out
 }

@@ -81,20 +81,9 @@ fn listen(rt: &tokio::runtime::Runtime) -> Events {
         let mut buf = String::new();
         while let Ok(Some(chunk)) = r.chunk().await {
             buf.push_str(&String::from_utf8_lossy(&chunk));
-            while let Some(i) = buf.find("\n\n") {
-                let block: String = buf.drain(..i + 2).collect();
-                let (mut name, mut data) = (String::new(), String::new());
-                for line in block.lines() {
-                    if let Some(v) = line.strip_prefix("event: ") {
-                        name = v.into();
-                    } else if let Some(v) = line.strip_prefix("data: ") {
-                        data.push_str(v);
-                    }
-                }
-                if !name.is_empty() {
-                    let v = serde_json::from_str(&data).unwrap_or(Value::Null);
-                    sink.lock().unwrap().push((Instant::now(), name, v));
-                }
+            let now = Instant::now();
+            for (name, v) in take_events(&mut buf) {
+                sink.lock().unwrap().push((now, name, v));
             }
         }
     });

@@ -483,3 +483,27 @@ pub fn shared_dir() -> PathBuf {
 pub fn exists(p: &Path) -> bool {
     p.exists()
 }
+
+/// Takes the complete server-sent events out of `buf` (text received so
+/// far): each event's name and its data parsed as JSON.
+pub fn take_events(buf: &mut String) -> Vec<(String, serde_json::Value)> {
+    let mut out = Vec::new();
+    while let Some(i) = buf.find("\n\n") {
+        let block: String = buf.drain(..i + 2).collect();
+        let (mut name, mut data) = (String::new(), String::new());
+        for line in block.lines() {
+            if let Some(v) = line.strip_prefix("event: ") {
+                name = v.into();
+            } else if let Some(v) = line.strip_prefix("data: ") {
+                data.push_str(v);
+            }
+        }
+        if !name.is_empty() {
+            out.push((
+                name,
+                serde_json::from_str(&data).unwrap_or(serde_json::Value::Null),
+            ));
+        }
+    }
+    out
+}
