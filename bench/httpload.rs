@@ -2,8 +2,9 @@
 //! bench/run.sh's `http` benchmark.
 //!
 //! Opens `--wallboards` event streams (`/api/v1/events`, read token) and
-//! counts the events each receives; runs `--api-clients` loops of `GET
-//! /api/v1/queues` back to back, timing each request; and, with
+//! counts the events each receives; runs `--api-clients` clients of `GET
+//! /api/v1/queues` sending `--api-rate` requests a second in all (0: none),
+//! timing each request; and, with
 //! `--flap-agent ID`, changes that agent's status through the API every
 //! `--flap-ms` so that the live picture changes and every wallboard is sent
 //! something. Runs `--duration` seconds.
@@ -25,10 +26,12 @@ fn main() {
     let token: String = arg(&args, "--token", String::new());
     let admin: String = arg(&args, "--admin", String::new());
     let walls: usize = arg(&args, "--wallboards", 200);
-    let clients: usize = arg(&args, "--api-clients", 4);
+    let clients: usize = arg(&args, "--api-clients", 4).max(1);
+    let rate: f64 = arg(&args, "--api-rate", 200.0);
     let duration = Duration::from_secs_f64(arg(&args, "--duration", 20.0));
     let flap: String = arg(&args, "--flap-agent", String::new());
     let flap_every = Duration::from_millis(arg(&args, "--flap-ms", 200));
+    let pid: u32 = arg(&args, "--pid", 0);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -69,13 +72,33 @@ fn main() {
         // Let the streams connect before the API load starts.
         tokio::time::sleep(Duration::from_secs(1)).await;
         let events_at_start = events.load(Relaxed);
+        // The engine's CPU, and its HTTP thread's and ACD owner's (which
+        // builds the live picture), over the measured window.
+        let cpu = || {
+            (
+                util::proc_cpu(pid).unwrap_or(0.0),
+                util::thread_cpu(pid, "vaxel-http"),
+                util::thread_cpu(pid, "vaxel-acd"),
+            )
+        };
+        let cpu0 = cpu();
+        let t0 = Instant::now();
         let lat: Arc<Mutex<Vec<f64>>> = Arc::default();
         let errors = Arc::new(AtomicU64::new(0));
-        for _ in 0..clients {
+        let every = Duration::from_secs_f64(clients as f64 / rate.max(0.001));
+        for i in 0..if rate > 0.0 { clients } else { 0 } {
             let (http, base, token) = (http.clone(), base.clone(), token.clone());
             let (lat, errors) = (lat.clone(), errors.clone());
             tasks.push(tokio::spawn(async move {
+                // Paced, each client offset from the others: a steady load,
+                // not a flood (a flood measures the queueing, not the API).
+                let mut tick = tokio::time::interval_at(
+                    tokio::time::Instant::now() + every.mul_f64(i as f64 / clients as f64),
+                    every,
+                );
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
                 while Instant::now() < end {
+                    tick.tick().await;
                     let t = Instant::now();
                     let ok = match http
                         .get(format!("{base}/api/v1/queues"))
@@ -111,8 +134,20 @@ fn main() {
                 }
             }));
         }
+        // The window ends with the load (the streams run to `end`).
+        tokio::time::sleep_until(tokio::time::Instant::from_std(end)).await;
+        let cpu1 = cpu();
+        let secs = t0.elapsed().as_secs_f64();
         for t in tasks {
             let _ = t.await;
+        }
+        if pid != 0 {
+            println!("engine_cpu_pct={:.1}", (cpu1.0 - cpu0.0) / secs * 100.0);
+            println!(
+                "http_thread_cpu_pct={:.2}",
+                (cpu1.1 - cpu0.1) / secs * 100.0
+            );
+            println!("acd_thread_cpu_pct={:.2}", (cpu1.2 - cpu0.2) / secs * 100.0);
         }
         let mut l = lat.lock().unwrap().clone();
         l.sort_by(|a, b| a.total_cmp(b));

@@ -17,12 +17,13 @@
 #                         through the relay, CPU per forwarded packet, memory
 #                         per call, key-0-to-ring p99; reference: a bare reflector
 #   bench/run.sh register REGISTER with digest per second; reference: Kamailio
-#   bench/run.sh http     the bridged-call load (HTTP_CALLS=500) measured twice:
-#                         alone, then with 200 wallboards on the event stream,
-#                         API clients on /api/v1/queues and an agent's status
-#                         changing every 200 ms (every wallboard is sent events):
-#                         the engine's CPU per packet and RTP delay p99 side by
-#                         side, and the API's p50/p99
+#   bench/run.sh http     the bridged-call load (HTTP_CALLS=500) measured three
+#                         times: alone; with 200 wallboards on the event stream
+#                         and an agent's status changing every 200 ms (every
+#                         wallboard is sent events); and with API_RATE (200)
+#                         GET /api/v1/queues a second on top: the engine's CPU
+#                         per packet and RTP delay p99 side by side, and the
+#                         API's p50/p99
 #   bench/run.sh all      media + setup
 #
 # media, setup and soak run the read-back test flow (tests/flows/readback.toml)
@@ -374,14 +375,15 @@ http_bench() {
   echo
   echo "== $walls wallboards and API clients on top of $n bridged calls (measured ${MEASURE} s each)"
   printf '%-22s %-10s %-10s %-12s %-12s\n' "" bridged "loss %" "delay p99" "cpu us/pkt"
-  for mode in alone wallboards; do
+  for mode in alone wallboards wallboards+api; do
     start_vaxel "$out/vaxel-http-$mode.log" --rtp-timeout 3600
-    local hp=""
-    if [ "$mode" = wallboards ]; then
+    local hp="" rate=0
+    [ "$mode" = wallboards+api ] && rate=${API_RATE:-200}
+    if [ "$mode" != alone ]; then
       # Starts when the calls are up (the bridge load's set-up takes n/200 s).
       ( sleep $(( n / 200 + 8 )); $H --token bench-read-token-0123456789 --admin bench-admin-token-0123456789 \
-          --wallboards "$walls" --api-clients "${API_CLIENTS:-4}" --flap-agent wallboard-flap \
-          --duration $(( MEASURE + 4 )) >"$out/httpload.txt" ) &
+          --wallboards "$walls" --api-clients "${API_CLIENTS:-4}" --api-rate "$rate" --flap-agent wallboard-flap --pid "$VP" \
+          --duration $(( MEASURE + 4 )) >"$out/httpload-$mode.txt" ) &
       hp=$!
     fi
     $B run --calls "$n" --probes "$probes" --rate 200 --warmup 10 --measure "$MEASURE" --pid "$VP" >"$out/http-$mode.txt"
@@ -390,9 +392,12 @@ http_bench() {
     local f="$out/http-$mode.txt"
     printf '%-22s %-10s %-10s %-12s %-12s\n' "$mode" "$(val bridged "$f")" "$(val loss_pct "$f")" "$(val delay_p99_ms "$f")" "$(val cpu_us_per_pkt "$f")"
   done
-  local h=$out/httpload.txt
+  local h=$out/httpload-wallboards.txt
   echo "  wallboards connected: $(val streams "$h"), events they received: $(val events "$h")"
-  echo "  GET /api/v1/queues: $(val api_requests "$h") requests, p50 $(val api_p50_ms "$h") ms, p99 $(val api_p99_ms "$h") ms, max $(val api_max_ms "$h") ms, errors $(val api_errors "$h")"
+  echo "  engine CPU $(val engine_cpu_pct "$h") % of a core, of which the HTTP thread $(val http_thread_cpu_pct "$h") % and the ACD owner $(val acd_thread_cpu_pct "$h") %"
+  h=$out/httpload-wallboards+api.txt
+  echo "  GET /api/v1/queues at ${API_RATE:-200}/s: $(val api_requests "$h") requests, p50 $(val api_p50_ms "$h") ms, p99 $(val api_p99_ms "$h") ms, max $(val api_max_ms "$h") ms, errors $(val api_errors "$h")"
+  echo "  with the API load: engine CPU $(val engine_cpu_pct "$h") %, HTTP thread $(val http_thread_cpu_pct "$h") %, ACD owner $(val acd_thread_cpu_pct "$h") %"
 }
 
 # REGISTER with digest per second: SIPp registering agents against the engine's

@@ -86,6 +86,38 @@ pub fn proc_cpu(pid: u32) -> Option<f64> {
     Some(ticks / hz)
 }
 
+/// CPU seconds used so far by the threads of process `pid` named `name`.
+#[allow(dead_code)]
+pub fn thread_cpu(pid: u32, name: &str) -> f64 {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0.0;
+    };
+    let mut total = 0.0;
+    for t in tasks.flatten() {
+        let dir = t.path();
+        let comm = std::fs::read_to_string(dir.join("comm")).unwrap_or_default();
+        if comm.trim() != name {
+            continue;
+        }
+        let Ok(stat) = std::fs::read_to_string(dir.join("stat")) else {
+            continue;
+        };
+        let Some(close) = stat.rfind(')') else {
+            continue;
+        };
+        let f: Vec<&str> = stat
+            .get(close + 2..)
+            .unwrap_or("")
+            .split_whitespace()
+            .collect();
+        let ticks = f.get(11).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0)
+            + f.get(12).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+        // SAFETY: sysconf has no preconditions.
+        total += ticks / unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    }
+    total
+}
+
 /// Resident memory of process `pid`, KiB.
 pub fn proc_rss_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;

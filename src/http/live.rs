@@ -1,5 +1,5 @@
 //! The live picture and its event stream. The ACD owner publishes a [`Live`]
-//! (queues and agents, each also as JSON made once) at most ten times a
+//! (queues and agents, each also as JSON made once) at most four times a
 //! second, and only when something changed; `GET /api/v1/events` sends each
 //! client what changed since what it last got.
 //!

@@ -3,7 +3,7 @@
 //! (`/wallboard`, `/agent`, `/admin`) embedded in the binary.
 //!
 //! ```text
-//!  ACD owner ──Live (watch, ≤10/s)──▶ ┌───────────┐ ◀── browsers, wallboards, Prometheus
+//!  ACD owner ──Live (watch, ≤4/s)───▶ ┌───────────┐ ◀── browsers, wallboards, Prometheus
 //!            ──call events (broadcast)▶│  http      │ ──SetStatus──▶ ACD owner
 //!  shards, store ──Health (counters)──▶│  (axum)    │ ──queries────▶ store (its own pool)
 //!  flows/ ◀── validated replace ───────└───────────┘
