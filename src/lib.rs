@@ -6,7 +6,9 @@
 //!   the current time in, output polled, no I/O, no clock, no spawning. They are
 //!   tested on virtual time.
 //! * [`runtime`] is the tokio shell: sockets, the drive loops, the ACD's owner
-//!   thread, the clock, signals; [`store`] is the database's.
+//!   thread, the clock, signals; [`store`] is the database's; [`http`] is
+//!   axum's (the API, the event stream, `/metrics`, the pages), which reads
+//!   what the ACD owner publishes and hands changes back to it as events.
 //!
 //! # The drive-loop contract
 //!

@@ -119,6 +119,10 @@ fn reload_on_change(dir: PathBuf, tx: watch::Sender<Arc<vaxel::flow::FlowSet>>) 
 }
 
 async fn api(name: &str) -> Api {
+    api_with_cors(name, &[]).await
+}
+
+async fn api_with_cors(name: &str, cors: &[String]) -> Api {
     let dir = common::temp_dir(&format!("http-{name}"));
     let flows_dir = dir.join("flows");
     copy_flows(&flows_dir);
@@ -186,7 +190,7 @@ async fn api(name: &str) -> Api {
         reports: Arc::default(),
         closing,
     };
-    let app = vaxel::http::router(state, &[]).layer(axum::extract::connect_info::MockConnectInfo(
+    let app = vaxel::http::router(state, cors).layer(axum::extract::connect_info::MockConnectInfo(
         std::net::SocketAddr::from(([127, 0, 0, 1], 40000)),
     ));
     Api {
@@ -905,4 +909,49 @@ async fn the_event_stream_starts_with_a_snapshot_then_sends_what_changed() {
         .get(&format!("/api/v1/events?access_token={ADMIN}"), None)
         .await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn cors_lets_only_the_configured_origins_read_the_api() {
+    let api = api_with_cors("cors", &["https://wall.example.se".to_string()]).await;
+    let preflight = |origin: &str| {
+        Request::builder()
+            .method(Method::OPTIONS)
+            .uri("/api/v1/queues")
+            .header(header::ORIGIN, origin)
+            .header(header::ACCESS_CONTROL_REQUEST_METHOD, "GET")
+            .header(header::ACCESS_CONTROL_REQUEST_HEADERS, "authorization")
+            .body(Body::empty())
+            .unwrap()
+    };
+    let ok = api
+        .app
+        .clone()
+        .oneshot(preflight("https://wall.example.se"))
+        .await
+        .unwrap();
+    assert_eq!(
+        ok.headers()[header::ACCESS_CONTROL_ALLOW_ORIGIN],
+        "https://wall.example.se"
+    );
+    let other = api
+        .app
+        .clone()
+        .oneshot(preflight("https://evil.example"))
+        .await
+        .unwrap();
+    assert!(!other
+        .headers()
+        .contains_key(header::ACCESS_CONTROL_ALLOW_ORIGIN));
+    // Without configured origins, no page elsewhere may read the API.
+    let plain = api_with_cors("cors-none", &[]).await;
+    let r = plain
+        .app
+        .clone()
+        .oneshot(preflight("https://wall.example.se"))
+        .await
+        .unwrap();
+    assert!(!r
+        .headers()
+        .contains_key(header::ACCESS_CONTROL_ALLOW_ORIGIN));
 }

@@ -95,6 +95,8 @@ pub async fn sign_out(State(st): State<HttpState>, req: axum::extract::Request) 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Me {
     pub agent: AgentLive,
+    /// Calls the agent answered today (from the call records).
+    pub calls_today: u64,
     /// The caller ringing, talking or in wrap-up, as the store knows them.
     pub customer: Option<CustomerView>,
 }
@@ -117,7 +119,22 @@ pub async fn me(Caller(role): Caller, State(st): State<HttpState>) -> Result<Jso
         Some(c) if c.number.starts_with('+') => st.store.customer(&c.number).await?,
         _ => None,
     };
-    Ok(Json(Me { agent, customer }))
+    let midnight = jiff::ZonedDateTime::now()
+        .start_of_day()
+        .map(|z| z.timestamp().as_millisecond())
+        .unwrap_or(0);
+    let calls_today = st
+        .store
+        .agent_calls_since(midnight)
+        .await?
+        .get(id)
+        .copied()
+        .unwrap_or(0);
+    Ok(Json(Me {
+        agent,
+        calls_today,
+        customer,
+    }))
 }
 
 /// The signed-in agent sets their own status.

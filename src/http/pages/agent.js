@@ -63,7 +63,7 @@
       : el('p', { class: 'muted', id: 'pop' }, t('nothing'));
     main.replaceChildren(
       el('div', { class: 'status' }, el('span', {}, `${t('status')}: `), ...statusButtons),
-      el('p', {}, `${t('state')}: `, el('b', { id: 'state' }, t(a.state)), ` · ${t('reachable')}: ${a.reachable ? t('yes') : t('no')} · ${t('calls_today')}: ${a.calls}`),
+      el('p', {}, `${t('state')}: `, el('b', { id: 'state' }, t(a.state)), ` · ${t('reachable')}: ${a.reachable ? t('yes') : t('no')} · ${t('calls_today')}: ${view.calls_today}`),
       pop,
       el('p', {}, el('button', { type: 'button', onclick: async () => { await api('DELETE', '/api/v1/session'); location.reload(); } }, t('sign_out'))));
   }
