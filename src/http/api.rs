@@ -248,11 +248,7 @@ pub async fn agents(
     Caller(role): Caller,
     State(st): State<HttpState>,
 ) -> Result<Json<Vec<AgentFigures>>, ApiError> {
-    let midnight = jiff::ZonedDateTime::now()
-        .start_of_day()
-        .map(|z| z.timestamp().as_millisecond())
-        .unwrap_or(0);
-    let today = st.store.agent_calls_since(midnight).await?;
+    let today = calls_today(&st).await?;
     let live = st.live.borrow().agents.clone();
     Ok(Json(
         live.into_iter()
@@ -262,6 +258,15 @@ pub async fn agents(
             })
             .collect(),
     ))
+}
+
+/// Calls each agent answered since midnight (the engine's local time).
+pub async fn calls_today(st: &HttpState) -> Result<HashMap<String, u64>, ApiError> {
+    let midnight = jiff::ZonedDateTime::now()
+        .start_of_day()
+        .map(|z| z.timestamp().as_millisecond())
+        .unwrap_or(0);
+    Ok(st.store.agent_calls_since(midnight).await?)
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

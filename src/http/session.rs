@@ -119,13 +119,7 @@ pub async fn me(Caller(role): Caller, State(st): State<HttpState>) -> Result<Jso
         Some(c) if c.number.starts_with('+') => st.store.customer(&c.number).await?,
         _ => None,
     };
-    let midnight = jiff::ZonedDateTime::now()
-        .start_of_day()
-        .map(|z| z.timestamp().as_millisecond())
-        .unwrap_or(0);
-    let calls_today = st
-        .store
-        .agent_calls_since(midnight)
+    let calls_today = super::api::calls_today(&st)
         .await?
         .get(id)
         .copied()
