@@ -189,6 +189,8 @@ async fn api_with_cors(name: &str, cors: &[String]) -> Api {
         callback_promise_s: 3600,
         reports: Arc::default(),
         closing,
+        sip: None,
+        call_us: Arc::default(),
     };
     let app = vaxel::http::router(state, cors).layer(axum::extract::connect_info::MockConnectInfo(
         std::net::SocketAddr::from(([127, 0, 0, 1], 40000)),

@@ -152,10 +152,7 @@ impl Registrar {
             .values()
             .flatten()
             .filter(|b| b.expires > now)
-            .filter_map(|b| match b.transport {
-                Transport::Tcp(c) => Some(c),
-                Transport::Udp => None,
-            })
+            .filter_map(|b| b.transport.conn())
             .collect()
     }
 
@@ -374,11 +371,22 @@ impl Registrar {
 
     /// Drops expired bindings; reports agents left with none.
     pub fn expire(&mut self, now: Instant) -> Vec<RegistrarEvent> {
+        self.remove_bindings(|b| b.expires <= now)
+    }
+
+    /// Drops the bindings registered over a connection that closed: the
+    /// phone (a browser's `….invalid` contact, RFC 7118 §5; RFC 5626 §5) can
+    /// be reached through nothing else.
+    pub fn connection_closed(&mut self, conn: crate::sip::ConnId) -> Vec<RegistrarEvent> {
+        self.remove_bindings(|b| b.transport.conn() == Some(conn))
+    }
+
+    fn remove_bindings(&mut self, gone_if: impl Fn(&Binding) -> bool) -> Vec<RegistrarEvent> {
         let mut gone = Vec::new();
         let mut changed = false;
         self.bindings.retain(|agent, bs| {
             let before = bs.len();
-            bs.retain(|b| b.expires > now);
+            bs.retain(|b| !gone_if(b));
             changed |= bs.len() != before;
             if bs.is_empty() {
                 gone.push(RegistrarEvent::Unreachable(agent.clone()));

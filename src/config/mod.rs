@@ -8,6 +8,7 @@ use std::time::Duration;
 
 pub mod http;
 pub mod policy;
+pub mod webrtc;
 use thiserror::Error;
 
 #[derive(Debug, Error)]
@@ -415,6 +416,7 @@ pub struct Config {
     pub policies: std::collections::BTreeMap<String, policy::PolicyConfig>,
     pub callbacks: policy::CallbacksConfig,
     pub http: http::HttpConfig,
+    pub webrtc: webrtc::WebRtcConfig,
 }
 
 impl Config {
@@ -494,7 +496,13 @@ impl Config {
 
     pub fn validate(&self) -> Result<(), ConfigError> {
         let bad = |m: String| Err(ConfigError::Invalid(m));
-        if let Some(p) = self.http.problems().into_iter().next() {
+        if let Some(p) = self
+            .http
+            .problems()
+            .into_iter()
+            .chain(self.webrtc.problems())
+            .next()
+        {
             return bad(p);
         }
         let (lo, hi) = self.rtp_range()?;

@@ -179,10 +179,20 @@ impl Engine {
         if !sdp_ip.is_unspecified() && sdp_ip != signalling {
             allowed.push(sdp_ip);
         }
-        let guard = MediaGuard {
-            allowed,
-            // An agent's phone is authenticated: its SDP address is trusted.
-            send_before_latch: true,
+        let guard = match (&neg.secure, leg.ice.is_some()) {
+            // A browser's media: ICE and SRTP in the runtime authenticate it.
+            (Some(remote), true) => {
+                self.out.push_back(Output::SecureAnswered {
+                    port: leg.port,
+                    remote: Box::new(remote.clone()),
+                });
+                MediaGuard::open()
+            }
+            _ => MediaGuard {
+                allowed,
+                // An agent's phone is authenticated: its SDP address is trusted.
+                send_before_latch: true,
+            },
         };
         let mut media = MediaSession::new(
             now,
@@ -370,7 +380,7 @@ impl Engine {
         self.by_port.remove(&leg.port);
         self.out.push_back(Output::CloseMedia { port: leg.port });
         self.free_ports.push(leg.port);
-        if let Transport::Tcp(conn) = leg.binding.transport {
+        if let Some(conn) = leg.binding.transport.conn() {
             self.out.push_back(Output::UnpinConnection(conn));
         }
         if let Some(tx) = leg.invite.take() {

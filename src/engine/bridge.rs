@@ -20,6 +20,7 @@ use super::uas::{host_port, via};
 use super::{Engine, Output};
 use crate::acd::registrar::Binding;
 use crate::acd::{AcdEvent, CallKey, Missed};
+use crate::media::g711::Codec;
 use crate::media::relay::Relay;
 use crate::media::session::MediaSession;
 use crate::sip::dialog::Dialog;
@@ -81,6 +82,8 @@ pub struct AgentLeg {
     pub give_up_at: Option<Instant>,
     pub session_id: u64,
     pub sdp_version: u64,
+    /// A browser agent's ICE credentials on the shared WebRTC port.
+    pub ice: Option<crate::sip::sdp::LocalIce>,
 }
 
 impl AgentLeg {
@@ -164,6 +167,11 @@ impl Engine {
         let token = self.token();
         let call_id = format!("vxa{}-{token}", self.cfg.shard);
         let session_id = self.random() >> 1;
+        let ice = if matches!(binding.transport, Transport::Ws(_)) {
+            self.local_ice()
+        } else {
+            None
+        };
         let Some(call) = self.calls.get_mut(&offer.call) else {
             return;
         };
@@ -194,14 +202,25 @@ impl Engine {
             session_id,
             sdp_version: 1,
             binding: binding.clone(),
+            ice: ice.clone(),
         });
         self.by_call_id.insert(call_id, (offer.call, Leg::Agent));
         self.by_port.insert(port, (offer.call, Leg::Agent));
-        if let Transport::Tcp(conn) = binding.transport {
+        if let Some(conn) = binding.transport.conn() {
             self.out.push_back(Output::PinConnection(conn));
         }
         let ip = Engine::media_ip(self.cfg.advertise_ip, binding.local);
-        self.out.push_back(Output::OpenMedia { port, ip });
+        // A browser's phone gets a WebRTC offer: every codec we take, its
+        // answer (with its ICE and DTLS) comes in the 2xx.
+        let webrtc = ice.map(|local| {
+            Box::new(super::webrtc::WebRtcMedia {
+                local,
+                remote: None,
+                codecs: vec![(0, Codec::Pcmu), (8, Codec::Pcma)],
+                dtmf: Some(101),
+            })
+        });
+        self.out.push_back(Output::OpenMedia { port, ip, webrtc });
         self.schedule_call(offer.call);
     }
 
@@ -226,17 +245,18 @@ impl Engine {
         }
         let b = &leg.binding;
         let host = host_port(leg.local_ip, b.local.port());
-        let t = match b.transport {
-            Transport::Udp => "",
-            Transport::Tcp(_) => ";transport=tcp",
+        let t = b.transport.uri_param();
+        let first = codec.unwrap_or(Codec::Pcmu);
+        let body = match &leg.ice {
+            Some(ice) => sdp::webrtc::write_offer(ice, leg.session_id, leg.sdp_version, first),
+            None => sdp::write_offer(
+                leg.local_ip,
+                leg.port,
+                leg.session_id,
+                leg.sdp_version,
+                first,
+            ),
         };
-        let body = sdp::write_offer(
-            leg.local_ip,
-            leg.port,
-            leg.session_id,
-            leg.sdp_version,
-            codec.unwrap_or(crate::media::g711::Codec::Pcmu),
-        );
         let req = initial_invite(
             &b.uri,
             via(b.transport, leg.local_ip, b.local.port(), &branch),

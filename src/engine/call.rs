@@ -47,6 +47,8 @@ pub struct Call {
     pub trusted: bool,
     pub port: u16,
     pub port_attempts: u8,
+    /// A browser caller's ICE credentials on the shared WebRTC port.
+    pub ice: Option<crate::sip::sdp::LocalIce>,
     pub media: Option<MediaSession>,
     /// The 1 ms slot (of 20) the call's packets are sent in.
     pub media_slot: Option<u8>,
@@ -136,6 +138,11 @@ impl Call {
     /// Who may feed this call's media, and whether it may go to the SDP address
     /// before the caller's first packet.
     pub fn media_guard(&self, neg: &Negotiated) -> MediaGuard {
+        // A browser leg's packets were authenticated by ICE and SRTP before
+        // they reach the session; its address is the one ICE chose.
+        if neg.secure.is_some() {
+            return MediaGuard::open();
+        }
         let signalling = crate::config::canonical(self.dialog.peer.ip());
         let sdp = crate::config::canonical(neg.remote.ip());
         let mut allowed = vec![signalling];

@@ -186,6 +186,7 @@ impl Engine {
             trusted: true,
             port: 0,
             port_attempts: 1,
+            ice: None,
             media: None,
             media_slot: None,
             timer_at: None,
@@ -267,7 +268,11 @@ impl Engine {
             .in_scope(|| tracing::info!("agent answered the callback: dialling the customer"));
         let ip = Engine::media_ip(self.cfg.advertise_ip, call.dialog.local);
         self.by_port.insert(port, (id, Leg::Caller));
-        self.out.push_back(Output::OpenMedia { port, ip });
+        self.out.push_back(Output::OpenMedia {
+            port,
+            ip,
+            webrtc: None,
+        });
     }
 
     /// Ends a callback whose customer leg could not start (reported as failed).

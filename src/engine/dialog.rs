@@ -137,11 +137,50 @@ impl Engine {
             self.free_ports.push(call.port);
         }
         self.gate.release(call.dialog.peer.ip());
-        if let Transport::Tcp(conn) = call.dialog.transport {
+        if let Some(conn) = call.dialog.transport.conn() {
             self.out.push_back(Output::UnpinConnection(conn));
         }
         self.stats.calls_ended += 1;
         Some(call)
+    }
+
+    /// A stream connection is gone. Callers who called over it hung up; an
+    /// agent whose phone was on it hung up (talking) or missed the offer
+    /// (ringing): the other side gets BYE, or the caller keeps their place.
+    pub(super) fn connection_closed(&mut self, now: Instant, conn: crate::sip::ConnId) {
+        let on = |t: Transport| t.conn() == Some(conn);
+        let callers: Vec<CallRef> = self
+            .calls
+            .iter()
+            .filter(|(_, c)| on(c.dialog.transport))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in callers {
+            self.end_call(now, id, false, "connection closed");
+        }
+        let agents: Vec<(CallRef, bool)> = self
+            .calls
+            .iter()
+            .filter_map(|(id, c)| {
+                let leg = c.agent.as_ref()?;
+                on(leg.binding.transport).then_some((*id, leg.dialog.is_some()))
+            })
+            .collect();
+        for (id, talking) in agents {
+            if talking {
+                if let Some(leg) = self.calls.get_mut(&id).and_then(|c| c.agent.as_mut()) {
+                    leg.dialog = None;
+                }
+                self.end_call(now, id, true, "agent hung up");
+            } else {
+                self.drop_agent_leg(
+                    now,
+                    id,
+                    Some(crate::acd::Missed::Unreachable),
+                    "agent's connection closed",
+                );
+            }
+        }
     }
 
     /// Ends a call: BYE to the caller if asked, media closed, state dropped.

@@ -29,6 +29,7 @@ mod dialog;
 mod guard;
 pub mod record;
 mod uas;
+pub mod webrtc;
 
 use crate::flow::FlowSet;
 use crate::sip::transaction::{ClientNonInvite, ServerInvite, ServerNonInvite, TimerConfig};
@@ -97,6 +98,8 @@ pub struct EngineConfig {
     /// Callers who hang up after waiting this long in a queue go on the
     /// call-back list.
     pub list_abandoned_after: Option<Duration>,
+    /// Browsers' media (None: off, and browsers' offers get 488).
+    pub webrtc: Option<webrtc::WebRtcSettings>,
 }
 
 impl Default for EngineConfig {
@@ -126,6 +129,7 @@ impl Default for EngineConfig {
             outbound: None,
             callback_allowed: Vec::new(),
             list_abandoned_after: Some(Duration::from_secs(30)),
+            webrtc: None,
         }
     }
 }
@@ -235,6 +239,9 @@ pub enum Input<'a> {
     /// While on, new calls get 503 with Retry-After (SIP waits too long in
     /// the shard's queue).
     Overloaded(bool),
+    /// A TCP or WebSocket connection closed: calls and agent legs
+    /// signalled over it end (a browser that went away cannot send BYE).
+    ConnectionClosed(crate::sip::ConnId),
     /// Stop taking new calls (they get 503); calls in progress go on.
     Drain,
     /// A new version of the flows: calls from now on start on it.
@@ -259,8 +266,18 @@ pub enum Output {
         data: Vec<u8>,
     },
     /// Bind this local RTP port on `ip` (unspecified: the runtime's default);
-    /// answer with [`Input::MediaOpened`].
-    OpenMedia { port: u16, ip: IpAddr },
+    /// answer with [`Input::MediaOpened`]. With `webrtc`, bind nothing: the
+    /// port is the id of a browser leg on the shared WebRTC port.
+    OpenMedia {
+        port: u16,
+        ip: IpAddr,
+        webrtc: Option<Box<webrtc::WebRtcMedia>>,
+    },
+    /// A browser leg's far side answered our offer: its ICE and DTLS.
+    SecureAnswered {
+        port: u16,
+        remote: Box<crate::sip::sdp::Secure>,
+    },
     /// The port is no longer used.
     CloseMedia { port: u16 },
     /// A call now uses this TCP connection: it must not be closed as idle.
@@ -504,6 +521,7 @@ impl Engine {
             Input::SourceLimited { ip, until } => self.source_limited(now, ip, until),
             Input::Overloaded(on) => self.overloaded = on,
             Input::Drain => self.draining = true,
+            Input::ConnectionClosed(conn) => self.connection_closed(now, conn),
             Input::Flows(flows) => self.flows = flows,
             Input::WallClock(wall) => self.wall_anchor = Some((now, wall)),
         }

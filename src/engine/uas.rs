@@ -313,9 +313,22 @@ impl Engine {
             return Err((415, vec![(HeaderName::Accept, "application/sdp".into())]));
         };
         let sd = SessionDescription::parse(&sdp_body).map_err(|e| (e.status(), vec![]))?;
-        sdp::negotiate(&sd)
-            .map(Some)
-            .map_err(|e| (e.status(), vec![]))
+        let neg = sdp::negotiate(&sd).map_err(|e| {
+            let warning = format!("399 vaxel \"{e}\"");
+            (
+                e.status(),
+                vec![(HeaderName::Other("Warning".into()), warning)],
+            )
+        })?;
+        if neg.secure.is_some() && self.cfg.webrtc.is_none() {
+            let e = sdp::SdpError::SecureNotEnabled;
+            let warning = format!("399 vaxel \"{e}\"");
+            return Err((
+                e.status(),
+                vec![(HeaderName::Other("Warning".into()), warning)],
+            ));
+        }
+        Ok(Some(neg))
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -381,7 +394,13 @@ impl Engine {
                 self.stats.calls_no_flow += 1;
                 return refuse(self, tx, 404, vec![]);
             }
-        } else if agent.is_none() && !self.cfg.trunks.is_empty() && !self.cfg.allow_any_caller {
+        } else if agent.is_none()
+            && !self.cfg.trunks.is_empty()
+            && !self.cfg.allow_any_caller
+            // Web visitors call over /sip: the HTTP listener's Origin check
+            // is their gate, the per-source limits apply as to anyone.
+            && !matches!(transport, Transport::Ws(_))
+        {
             self.stats.calls_refused_untrusted += 1;
             self.limit_hit(
                 now,
@@ -425,11 +444,16 @@ impl Engine {
         };
 
         let from = req.headers.get(&HeaderName::From).unwrap_or("").to_string();
-        let caller = NameAddr::parse(&from)
-            .ok()
-            .and_then(|n| Uri::parse(&n.uri).ok())
-            .and_then(|u| u.user)
-            .unwrap_or_default();
+        let caller = if matches!(transport, Transport::Ws(_)) {
+            // A web visitor is who the shop's signature says, or nobody.
+            self.browser_caller(now, &req)
+        } else {
+            NameAddr::parse(&from)
+                .ok()
+                .and_then(|n| Uri::parse(&n.uri).ok())
+                .and_then(|u| u.user)
+                .unwrap_or_default()
+        };
         let local_ip = self.local_ip(local, ruri.as_ref(), source);
         let flows = self.flows.clone();
         // A feature-code call runs no flow; it keeps one for its prompts' language.
@@ -452,6 +476,11 @@ impl Engine {
             || tracing::debug!(%source, transport = transport.via_name(), "incoming call"),
         );
         let session_id = self.random() >> 1;
+        let ice = if offer.as_ref().is_some_and(|o| o.secure.is_some()) {
+            self.local_ice()
+        } else {
+            None
+        };
         let call = Call {
             id,
             dialog: Dialog::uas(&req, &local_tag, transport, source, local),
@@ -462,6 +491,7 @@ impl Engine {
             trusted,
             port,
             port_attempts: 1,
+            ice,
             media: None,
             pending_media: None,
             media_slot: None,
@@ -516,8 +546,9 @@ impl Engine {
         self.by_port.insert(port, (id, Leg::Caller));
         self.stats.calls_started += 1;
         let ip = Engine::media_ip(self.cfg.advertise_ip, local);
-        self.out.push_back(Output::OpenMedia { port, ip });
-        if let Transport::Tcp(conn) = transport {
+        let webrtc = self.calls.get(&id).and_then(caller_webrtc);
+        self.out.push_back(Output::OpenMedia { port, ip, webrtc });
+        if let Some(conn) = transport.conn() {
             self.out.push_back(Output::PinConnection(conn));
         }
         // Ask the store about the caller now: the answer is usually back
@@ -588,7 +619,12 @@ impl Engine {
                     call.port_attempts += 1;
                     self.by_port.insert(p, (id, Leg::Caller));
                     let ip = Engine::media_ip(self.cfg.advertise_ip, call.dialog.local);
-                    self.out.push_back(Output::OpenMedia { port: p, ip });
+                    let webrtc = caller_webrtc(call);
+                    self.out.push_back(Output::OpenMedia {
+                        port: p,
+                        ip,
+                        webrtc,
+                    });
                 }
                 other => {
                     if let Some(p) = other {
@@ -693,6 +729,18 @@ impl Engine {
             .map(|m| m.direction())
             .or(call.offer.as_ref().map(|o| o.direction))
             .unwrap_or(Direction::SendRecv);
+        if let (Some(neg), Some(ice)) = (call.offer.as_ref(), call.ice.as_ref()) {
+            if let Some(sec) = &neg.secure {
+                return sdp::webrtc::write_answer(
+                    neg,
+                    sec,
+                    ice,
+                    call.session_id,
+                    call.sdp_version,
+                    direction,
+                );
+            }
+        }
         sdp::write_answer(
             call.offer.as_ref(),
             call.local_ip,
@@ -969,15 +1017,23 @@ pub(super) fn host_port(ip: IpAddr, port: u16) -> String {
     }
 }
 
+/// A browser caller's leg for the runtime's WebRTC stack (None: plain RTP).
+fn caller_webrtc(call: &Call) -> Option<Box<super::webrtc::WebRtcMedia>> {
+    let neg = call.offer.as_ref()?;
+    Some(Box::new(super::webrtc::WebRtcMedia {
+        local: call.ice.clone()?,
+        remote: Some(neg.secure.clone()?),
+        codecs: vec![(neg.payload_type, neg.codec)],
+        dtmf: neg.dtmf_payload_type,
+    }))
+}
+
 pub(super) fn contact_of(call: &Call) -> String {
     contact(call)
 }
 
 pub(super) fn contact(call: &Call) -> String {
-    let t = match call.dialog.transport {
-        Transport::Udp => "",
-        Transport::Tcp(_) => ";transport=tcp",
-    };
+    let t = call.dialog.transport.uri_param();
     format!(
         "<sip:vaxel@{}{t}>",
         host_port(call.local_ip, call.dialog.local.port())

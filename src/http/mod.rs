@@ -19,8 +19,9 @@ mod error;
 pub mod flows;
 pub mod live;
 pub mod metrics;
-mod pages;
+pub mod pages;
 pub mod session;
+pub mod sipws;
 
 pub use error::ApiError;
 
@@ -51,6 +52,10 @@ pub struct HttpState {
     pub reports: Arc<api::ReportCache>,
     /// Becomes true when the engine stops: event streams end.
     pub closing: watch::Receiver<bool>,
+    /// SIP over WebSocket (None: WebRTC is off, or a router without an engine).
+    pub sip: Option<Arc<sipws::SipWs>>,
+    /// What the "call us" page needs.
+    pub call_us: Arc<pages::CallUs>,
 }
 
 /// What the figures need to know of a configured queue.
@@ -75,6 +80,9 @@ pub struct HttpSettings {
     pub calls: broadcast::Sender<Arc<str>>,
     pub acd: mpsc::UnboundedSender<crate::acd::AcdEvent>,
     pub health: Arc<metrics::Health>,
+    /// SIP over WebSocket: the way into the SIP shell (None: WebRTC off).
+    pub(crate) sip: Option<crate::runtime::Connections>,
+    pub webrtc: crate::config::webrtc::WebRtcConfig,
 }
 
 /// The whole HTTP surface: the documented API (its OpenAPI document made
@@ -92,6 +100,8 @@ pub fn router(state: HttpState, cors: &[String]) -> axum::Router {
             }),
         )
         .merge(pages::routes())
+        .route("/sip", axum::routing::get(sipws::upgrade))
+        .route("/call", axum::routing::get(pages::call_us))
         .with_state(state);
     if !cors.is_empty() {
         app = app.layer(cors_layer(cors));
@@ -181,6 +191,19 @@ async fn run(
         callback_promise_s: s.config.callback_promise_s,
         reports: Arc::default(),
         closing,
+        sip: s.sip.clone().map(|conns| {
+            Arc::new(sipws::SipWs::new(
+                conns,
+                local,
+                s.webrtc.origins.clone(),
+                s.webrtc.connections_per_source,
+            ))
+        }),
+        call_us: Arc::new(pages::CallUs {
+            number: s.webrtc.call_number.clone(),
+            enabled: s.sip.is_some(),
+            frame_ancestors: s.webrtc.origins.clone(),
+        }),
     };
     let app = router(state, &s.config.cors_origins);
     tracing::info!(%local, "HTTP: API, event stream, /metrics and pages");

@@ -64,4 +64,62 @@ pub fn routes<S: Clone + Send + Sync + 'static>() -> axum::Router<S> {
             "/static/admin.js",
             get(|| async { page(include_str!("pages/admin.js"), JS) }),
         )
+        .route(
+            "/static/phone.js",
+            get(|| async { page(include_str!("pages/phone.js"), JS) }),
+        )
+        .route(
+            "/static/call.js",
+            get(|| async { page(include_str!("pages/call.js"), JS) }),
+        )
+        .route(
+            "/static/vendor/jssip.min.js",
+            get(|| async { page(include_str!("pages/vendor/jssip.min.js"), JS) }),
+        )
+}
+
+/// What the "call us" page needs: the number it dials, and whether
+/// browsers may call at all; `frame_ancestors` lets shops embed it.
+#[derive(Clone, Debug, Default)]
+pub struct CallUs {
+    pub number: String,
+    pub enabled: bool,
+    /// `[webrtc] origins`: the sites that may embed the page.
+    pub frame_ancestors: Vec<String>,
+}
+
+/// `GET /call`: the "call us" page. Unlike the other pages it may be framed
+/// by the shops' sites listed in `[webrtc] origins` (`allow="microphone"`).
+pub async fn call_us(axum::extract::State(st): axum::extract::State<super::HttpState>) -> Response {
+    let c = &st.call_us;
+    if !c.enabled {
+        return (
+            axum::http::StatusCode::NOT_FOUND,
+            "browsers' calls are not enabled ([webrtc] enabled)\n",
+        )
+            .into_response();
+    }
+    // The number is checked at load (digits, *, #, +): safe in an attribute.
+    let body = include_str!("pages/call.html").replace("{{NUMBER}}", &c.number);
+    let ancestors = if c.frame_ancestors.iter().any(|o| o == "*") {
+        "*".to_string()
+    } else {
+        std::iter::once("'self'".to_string())
+            .chain(c.frame_ancestors.iter().cloned())
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let csp = CSP.replace(
+        "frame-ancestors 'none'",
+        &format!("frame-ancestors {ancestors}"),
+    );
+    (
+        [
+            (header::CONTENT_TYPE, HTML.to_string()),
+            (header::CONTENT_SECURITY_POLICY, csp),
+            (header::CACHE_CONTROL, "no-cache".to_string()),
+        ],
+        body,
+    )
+        .into_response()
 }

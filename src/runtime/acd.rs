@@ -45,6 +45,7 @@ pub(crate) struct Register {
 pub(crate) struct AcdHandle {
     register: mpsc::Sender<Register>,
     events: mpsc::UnboundedSender<AcdEvent>,
+    closed: mpsc::UnboundedSender<crate::sip::ConnId>,
 }
 
 /// The live picture is published at most this often: changes are coalesced
@@ -68,6 +69,11 @@ impl AcdHandle {
 
     pub fn event(&self, ev: AcdEvent) {
         let _ = self.events.send(ev);
+    }
+
+    /// A stream connection closed: bindings registered over it go.
+    pub fn connection_closed(&self, id: crate::sip::ConnId) {
+        let _ = self.closed.send(id);
     }
 
     /// For the HTTP shell: agents' status changes.
@@ -101,6 +107,7 @@ pub(crate) fn spawn(
 ) -> std::io::Result<(AcdHandle, std::thread::JoinHandle<()>)> {
     let (register, reg_rx) = mpsc::channel(REGISTER_QUEUE);
     let (events, ev_rx) = mpsc::unbounded_channel();
+    let (closed, closed_rx) = mpsc::unbounded_channel();
     let thread = std::thread::Builder::new()
         .name("vaxel-acd".into())
         .spawn(move || {
@@ -118,10 +125,17 @@ pub(crate) fn spawn(
                 let Ok(inboxes) = inboxes.await else {
                     return;
                 };
-                run(ctx, inboxes, reg_rx, ev_rx).await
+                run(ctx, inboxes, reg_rx, ev_rx, closed_rx).await
             });
         })?;
-    Ok((AcdHandle { register, events }, thread))
+    Ok((
+        AcdHandle {
+            register,
+            events,
+            closed,
+        },
+        thread,
+    ))
 }
 
 fn secret() -> [u8; 32] {
@@ -162,6 +176,7 @@ async fn run(
     inboxes: Vec<Inbox>,
     mut reg_rx: mpsc::Receiver<Register>,
     mut ev_rx: mpsc::UnboundedReceiver<AcdEvent>,
+    mut closed_rx: mpsc::UnboundedReceiver<crate::sip::ConnId>,
 ) {
     let now = Instant::now();
     let nonces = Nonces::new(secret(), now, ctx.nonce_lifetime);
@@ -232,6 +247,14 @@ async fn run(
                 }
                 None => reg_open = false,
             },
+            Some(conn) = closed_rx.recv() => {
+                let now = Instant::now();
+                for ev in o.registrar.connection_closed(conn) {
+                    o.registrar_event(now, ev);
+                }
+                o.publish_phones(now);
+                o.dirty = true;
+            }
             ev = ev_rx.recv(), if ev_open => match ev {
                 Some(ev) => {
                     let now = Instant::now();
@@ -415,7 +438,7 @@ impl Owner {
             Transport::Udp => {
                 let _ = self.udp.send_to(&data, to);
             }
-            Transport::Tcp(id) => {
+            Transport::Tcp(id) | Transport::Ws(id) => {
                 let w = self.writers.lock().unwrap_or_else(|p| p.into_inner());
                 if let Some(c) = w.get(&id) {
                     let _ = c.tx.try_send(data);

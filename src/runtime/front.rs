@@ -12,7 +12,7 @@
 //! came to even when it listens on `0.0.0.0`.
 
 use super::pktinfo::{enable_pktinfo, recv_with_dst};
-use super::{shard_for, ConnHandle, Inbox, ShardInput, TcpWriters};
+use super::{shard_for, ConnHandle, Connections, FromConnection, Inbox, ShardInput, TcpWriters};
 use crate::config::{LimitsConfig, Trunk};
 use crate::limit::{Holdings, LogOnce, RateLimiter};
 use crate::sip::parse::{frame_stream, peek_kind, Framing, Peek};
@@ -31,16 +31,6 @@ use tokio::sync::mpsc;
 const TCP_OUT_QUEUE: usize = 256;
 /// How long the shards are told to spare a rate-limited source retransmissions.
 const LIMITED_FOR: Duration = Duration::from_secs(2);
-
-/// A message a TCP connection framed: transport, source, local address, the
-/// bytes, and where the front's own answer (a shed 503) goes.
-type FromConnection = (
-    Transport,
-    SocketAddr,
-    SocketAddr,
-    Vec<u8>,
-    mpsc::Sender<Vec<u8>>,
-);
 
 /// The To tag of the front's own 503s: their ACKs are absorbed here (RFC 3261
 /// §17.2.1 lets a stateless answer's ACK be dropped), never costing a shard.
@@ -305,21 +295,20 @@ pub(super) async fn run(
     udp: std::net::UdpSocket,
     tcp: std::net::TcpListener,
     inboxes: Vec<Inbox>,
-    writers: TcpWriters,
     stop: Arc<AtomicBool>,
     cfg: FrontConfig,
     acd: super::acd::AcdHandle,
+    (conns, mut tcp_in): (Connections, mpsc::Receiver<FromConnection>),
 ) -> std::io::Result<()> {
+    let writers = conns.writers.clone();
     enable_pktinfo(&udp);
     let udp = UdpSocket::from_std(udp)?;
     let tcp = TcpListener::from_std(tcp)?;
     let bound = udp.local_addr()?;
     let mut buf = vec![0u8; 65_536];
-    let mut next_conn = 1u64;
     let mut signals = Signals::new()?;
     let mut guard = Guard::new(cfg);
     let mut accept_paused_until: Option<tokio::time::Instant> = None;
-    let (tcp_in_tx, mut tcp_in) = mpsc::channel::<FromConnection>(1024);
     loop {
         let accept_ready = async {
             if let Some(t) = accept_paused_until {
@@ -338,11 +327,14 @@ pub(super) async fn run(
                     let _ = udp.try_send_to(&reply, source);
                 }
             }
-            Some((transport, source, local, data, reply_to)) = tcp_in.recv() => {
-                if let Some(reply) = dispatch(&mut guard, &inboxes, &acd, transport, source, local, data) {
-                    let _ = reply_to.try_send(reply);
+            Some(msg) = tcp_in.recv() => match msg {
+                FromConnection::Message { transport, source, local, data, reply } => {
+                    if let Some(answer) = dispatch(&mut guard, &inboxes, &acd, transport, source, local, data) {
+                        let _ = reply.try_send(answer);
+                    }
                 }
-            }
+                FromConnection::Closed(id) => connection_closed(&inboxes, &acd, id),
+            },
             r = accept_ready => {
                 accept_paused_until = None;
                 let (stream, peer) = match r {
@@ -374,8 +366,7 @@ pub(super) async fn run(
                     drop(stream);
                     continue;
                 }
-                let id = ConnId(next_conn);
-                next_conn += 1;
+                let id = conns.next_id();
                 let (tx, rx) = mpsc::channel(TCP_OUT_QUEUE);
                 let pins = Arc::new(AtomicUsize::new(0));
                 writers.lock().unwrap_or_else(|p| p.into_inner()).insert(id, ConnHandle { tx: tx.clone(), calls: pins.clone() });
@@ -385,7 +376,7 @@ pub(super) async fn run(
                     out: rx,
                     reply: tx,
                     pins,
-                    to_front: tcp_in_tx.clone(),
+                    to_front: conns.to_front.clone(),
                     writers: writers.clone(),
                     holdings: guard.tcp.clone(),
                     idle: Duration::from_secs(guard.cfg.limits.tcp_idle_s),
@@ -422,12 +413,15 @@ pub(super) async fn run(
                 tracing::warn!("second signal: stopping now");
                 std::process::exit(1);
             }
-            Some((transport, source, local, data, _)) = tcp_in.recv() => {
-                let i = shard_for(&data, inboxes.len());
-                if let Some(inbox) = inboxes.get(i) {
-                    let _ = inbox.urgent.try_send(ShardInput::Sip { transport, source, local, data, received: Instant::now() });
+            Some(msg) = tcp_in.recv() => match msg {
+                FromConnection::Message { transport, source, local, data, .. } => {
+                    let i = shard_for(&data, inboxes.len());
+                    if let Some(inbox) = inboxes.get(i) {
+                        let _ = inbox.urgent.try_send(ShardInput::Sip { transport, source, local, data, received: Instant::now() });
+                    }
                 }
-            }
+                FromConnection::Closed(id) => connection_closed(&inboxes, &acd, id),
+            },
             r = udp.async_io(tokio::io::Interest::READABLE, || recv_with_dst(&udp, &mut buf, bound)) => {
                 let Ok((n, source, local)) = r else { continue };
                 let Some(data) = buf.get(..n) else { continue };
@@ -437,6 +431,15 @@ pub(super) async fn run(
                 }
             }
         }
+    }
+}
+
+/// A stream connection is gone: its bindings go (RFC 5626 §5: the phone is
+/// reachable only through it) and the calls signalled over it end.
+fn connection_closed(inboxes: &[Inbox], acd: &super::acd::AcdHandle, id: ConnId) {
+    acd.connection_closed(id);
+    for inbox in inboxes {
+        let _ = inbox.urgent.try_send(ShardInput::ConnectionClosed(id));
     }
 }
 
@@ -492,6 +495,7 @@ impl Connection {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(&id);
+        let _ = self.to_front.send(FromConnection::Closed(id)).await;
         self.holdings
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -558,7 +562,13 @@ impl Connection {
                                 (std::mem::take(&mut buf), true)
                             }
                         };
-                        let msg = (Transport::Tcp(self.id), source, local, data, self.reply.clone());
+                        let msg = FromConnection::Message {
+                            transport: Transport::Tcp(self.id),
+                            source,
+                            local,
+                            data,
+                            reply: self.reply.clone(),
+                        };
                         if self.to_front.send(msg).await.is_err() {
                             return;
                         }

@@ -13,6 +13,7 @@ mod pktinfo;
 mod reload;
 mod shard;
 mod timer;
+pub(crate) mod webrtc;
 
 use crate::config::Config;
 use crate::engine::{CallGate, EngineConfig};
@@ -45,6 +46,11 @@ pub enum RuntimeError {
     Watch { dir: String, source: notify::Error },
     #[error("{0}")]
     HttpBind(String),
+    #[error("cannot listen for browsers' media on {addr}: {source} (choose another with [webrtc] media_listen, or enabled = false)")]
+    WebRtcBind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
     #[error("{0}")]
     Io(#[from] std::io::Error),
 }
@@ -104,7 +110,39 @@ pub(crate) enum ShardInput {
         call: crate::engine::call::CallRef,
         limit: crate::flow::model::QueueLimit,
     },
+    /// A TCP or WebSocket connection closed: calls signalled over it end.
+    ConnectionClosed(crate::sip::ConnId),
     Drain,
+}
+
+/// What stream connections (TCP, and WebSocket from the HTTP shell) hand the
+/// front: a framed message, with where the front's own answer (a shed 503)
+/// goes; or the news that the connection is gone.
+#[derive(Debug)]
+pub(crate) enum FromConnection {
+    Message {
+        transport: crate::sip::Transport,
+        source: SocketAddr,
+        local: SocketAddr,
+        data: Vec<u8>,
+        reply: mpsc::Sender<Vec<u8>>,
+    },
+    Closed(crate::sip::ConnId),
+}
+
+/// How stream connections join the SIP shell: the writers the shards send
+/// through, the way to the front, and one numbering for TCP and WebSocket.
+#[derive(Clone)]
+pub(crate) struct Connections {
+    pub writers: TcpWriters,
+    pub to_front: mpsc::Sender<FromConnection>,
+    next: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Connections {
+    pub fn next_id(&self) -> crate::sip::ConnId {
+        crate::sip::ConnId(self.next.fetch_add(1, Ordering::Relaxed))
+    }
 }
 
 /// One TCP connection as the shards see it: where to queue what they send,
@@ -217,6 +255,12 @@ pub fn serve(cfg: Config) -> Result<(), RuntimeError> {
     let trunks = Arc::new(cfg.trunks());
     crate::sip::set_server_header(&cfg.sip.server_header);
     let writers: TcpWriters = Arc::default();
+    let (to_front, from_conns) = mpsc::channel::<FromConnection>(1024);
+    let conns = Connections {
+        writers: writers.clone(),
+        to_front,
+        next: Arc::new(std::sync::atomic::AtomicU64::new(1)),
+    };
     let stop = Arc::new(AtomicBool::new(false));
     let seed = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -224,6 +268,21 @@ pub fn serve(cfg: Config) -> Result<(), RuntimeError> {
         .unwrap_or(1)
         ^ std::process::id() as u64;
 
+    let browsers = if cfg.webrtc.enabled {
+        let w = &cfg.webrtc;
+        let port = webrtc::WebRtcPort::open(w.media_listen, w.advertise.or(cfg.sip.advertise))
+            .map_err(|source| RuntimeError::WebRtcBind {
+                addr: w.media_listen,
+                source,
+            })?;
+        let mut secret = [0u8; 32];
+        getrandom::fill(&mut secret).map_err(|e| std::io::Error::other(e.to_string()))?;
+        tracing::info!(media = %port.advertised, "browsers' media (WebRTC) on one UDP port; SIP over WebSocket at /sip");
+        Some((Arc::new(port), secret))
+    } else {
+        None
+    };
+    let mut browser_inboxes = Vec::new();
     let health = Arc::new(crate::http::metrics::Health::new(shards));
     let (live_tx, live_rx) =
         tokio::sync::watch::channel(Arc::new(crate::http::live::Live::default()));
@@ -307,6 +366,8 @@ pub fn serve(cfg: Config) -> Result<(), RuntimeError> {
             calls: calls_tx,
             acd: acd.events(),
             health: health.clone(),
+            sip: browsers.as_ref().map(|_| conns.clone()),
+            webrtc: cfg.webrtc.clone(),
         },
         http_stop_rx,
     )
@@ -351,7 +412,24 @@ pub fn serve(cfg: Config) -> Result<(), RuntimeError> {
             callback_allowed: cfg.callbacks.allowed.clone(),
             list_abandoned_after: (cfg.callbacks.list_abandoned_after_s > 0)
                 .then(|| Duration::from_secs(cfg.callbacks.list_abandoned_after_s)),
+            webrtc: browsers
+                .as_ref()
+                .map(|(p, secret)| crate::engine::webrtc::WebRtcSettings {
+                    addr: p.advertised,
+                    fingerprint: p.fingerprint.clone(),
+                    secret: *secret,
+                    customer_key: cfg
+                        .webrtc
+                        .customer_key
+                        .as_ref()
+                        .map(|k| k.as_bytes().to_vec()),
+                }),
         };
+        let webrtc = browsers.as_ref().map(|(p, _)| {
+            let (tx, rx) = mpsc::channel(SHARD_QUEUE);
+            browser_inboxes.push(tx);
+            (p.clone(), rx)
+        });
         let (urgent, urgent_rx) = mpsc::channel(SHARD_QUEUE);
         let (fresh, fresh_rx) = mpsc::channel(FRESH_QUEUE);
         inboxes.push(Inbox { urgent, fresh });
@@ -372,6 +450,7 @@ pub fn serve(cfg: Config) -> Result<(), RuntimeError> {
             drain_timeout: Duration::from_secs(cfg.engine.drain_timeout_s),
             acd: acd.clone(),
             health: health.clone(),
+            webrtc,
         };
         let stopping = stop.clone();
         handles.push(
@@ -394,6 +473,17 @@ pub fn serve(cfg: Config) -> Result<(), RuntimeError> {
         );
     }
 
+    let browser_thread = match &browsers {
+        Some((port, _)) => {
+            let (port, stop) = (port.clone(), stop.clone());
+            Some(
+                std::thread::Builder::new()
+                    .name("vaxel-webrtc".into())
+                    .spawn(move || port.receive(browser_inboxes, stop))?,
+            )
+        }
+        None => None,
+    };
     tracing::info!(%local, shards, rtp = %format!("{lo}-{hi}"), max_calls = cfg.sip.max_calls, "vaxel listening for SIP on UDP and TCP");
     if trunks.is_empty() && !local.ip().is_loopback() {
         tracing::warn!(%local, "no [[trunks]] configured: anyone who reaches this address may call (per-source limits apply); list your provider's addresses under [[trunks]] to refuse the rest with 403");
@@ -414,13 +504,16 @@ pub fn serve(cfg: Config) -> Result<(), RuntimeError> {
         udp,
         tcp,
         inboxes,
-        writers,
         stop.clone(),
         front_cfg,
         acd,
+        (conns, from_conns),
     ))?;
     for h in handles {
         let _ = h.join();
+    }
+    if let Some(t) = browser_thread {
+        let _ = t.join();
     }
     // The HTTP shell holds a way to the ACD: it stops first.
     let _ = http_stop.send(());

@@ -36,6 +36,11 @@ pub(super) struct ShardContext {
     pub drain_timeout: Duration,
     pub acd: super::acd::AcdHandle,
     pub health: Arc<crate::http::metrics::Health>,
+    /// Browsers' media: the shared port, and this shard's datagrams from it.
+    pub webrtc: Option<(
+        Arc<super::webrtc::WebRtcPort>,
+        tokio::sync::mpsc::Receiver<super::webrtc::MediaIn>,
+    )>,
 }
 
 struct Shard {
@@ -44,6 +49,10 @@ struct Shard {
     writers: TcpWriters,
     rtp_ip: IpAddr,
     media: HashMap<u16, (Rc<RtpSocket>, AbortHandle)>,
+    /// Browser legs (by the engine's port id), when WebRTC is on.
+    browsers: Option<super::webrtc::Legs>,
+    /// RTP a browser leg decrypted, waiting to go to the engine.
+    from_browsers: Vec<super::webrtc::Received>,
     send_errors: u64,
     store: StoreHandle,
     http: reqwest::Client,
@@ -86,8 +95,12 @@ pub(super) fn run(ctx: ShardContext, inbox: InboxRx) {
     local.block_on(&rt, drive(ctx, inbox));
 }
 
-async fn drive(ctx: ShardContext, mut inbox: InboxRx) {
+async fn drive(mut ctx: ShardContext, mut inbox: InboxRx) {
     let (mut urgent_open, mut fresh_open) = (true, true);
+    let (browsers, mut browser_rx) = match ctx.webrtc.take() {
+        Some((port, rx)) => (Some(super::webrtc::Legs::new(port, ctx.index)), Some(rx)),
+        None => (None, None),
+    };
     let mut flows = ctx.flows;
     let mut engine = Engine::new(ctx.engine, flows.borrow_and_update().clone(), ctx.gate);
     let now = Instant::now();
@@ -99,6 +112,8 @@ async fn drive(ctx: ShardContext, mut inbox: InboxRx) {
             writers: ctx.writers,
             rtp_ip: ctx.rtp_ip,
             media: HashMap::new(),
+            browsers,
+            from_browsers: Vec::new(),
             send_errors: 0,
             store: ctx.store,
             http: ctx.http,
@@ -120,7 +135,14 @@ async fn drive(ctx: ShardContext, mut inbox: InboxRx) {
         }
     };
     loop {
-        let deadline = shared.shard.borrow().engine.poll_timeout();
+        let deadline = {
+            let s = shared.shard.borrow();
+            let browsers = s.browsers.as_ref().and_then(|b| b.poll_timeout());
+            [s.engine.poll_timeout(), browsers]
+                .into_iter()
+                .flatten()
+                .min()
+        };
         shared.wake_at.set(deadline);
         let sleep = async {
             match (deadline, &timer) {
@@ -138,7 +160,35 @@ async fn drive(ctx: ShardContext, mut inbox: InboxRx) {
                     s.engine.handle_input(now, Input::WallClock(jiff::Timestamp::now()));
                     s.wall_set = now;
                 }
-                guarded(&mut s.engine, now, |e| e.handle_input(now, Input::Timeout));
+                if s.browsers.as_ref().and_then(|b| b.poll_timeout()).is_some_and(|t| t <= now) {
+                    let mut got = std::mem::take(&mut s.from_browsers);
+                    if let Some(b) = s.browsers.as_mut() {
+                        b.handle_timeout(now, &mut got);
+                    }
+                    s.from_browsers = got;
+                }
+                if s.engine.poll_timeout().is_some_and(|t| t <= now) {
+                    guarded(&mut s.engine, now, |e| e.handle_input(now, Input::Timeout));
+                }
+                flush(&mut s, &shared);
+            }
+            Some(first) = async {
+                match browser_rx.as_mut() {
+                    Some(rx) => rx.recv().await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                let mut s = shared.shard.borrow_mut();
+                let now = Instant::now();
+                let mut got = std::mem::take(&mut s.from_browsers);
+                let mut next = Some(first);
+                while let Some(m) = next.take() {
+                    if let Some(b) = s.browsers.as_mut() {
+                        b.receive(now, &m, &mut got);
+                    }
+                    next = browser_rx.as_mut().and_then(|rx| rx.try_recv().ok());
+                }
+                s.from_browsers = got;
                 flush(&mut s, &shared);
             }
             Ok(()) = flows.changed() => {
@@ -256,6 +306,9 @@ fn handle_batch(
                 s.engine.handle_input(now, Input::Drain);
                 *drain_until = Some(now + drain_timeout);
             }
+            ShardInput::ConnectionClosed(conn) => guarded(&mut s.engine, now, |e| {
+                e.handle_input(now, Input::ConnectionClosed(conn))
+            }),
             ShardInput::SourceLimited { ip, until } => s
                 .engine
                 .handle_input(now, Input::SourceLimited { ip, until }),
@@ -323,11 +376,41 @@ fn guarded(engine: &mut Engine, now: Instant, f: impl FnOnce(&mut Engine)) {
 }
 
 fn flush(s: &mut Shard, shared: &Rc<Shared>) {
+    loop {
+        let got = std::mem::take(&mut s.from_browsers);
+        if !got.is_empty() {
+            let now = Instant::now();
+            for r in &got {
+                s.counted.rtp_in += 1;
+                guarded(&mut s.engine, now, |e| {
+                    e.handle_input(
+                        now,
+                        Input::Rtp {
+                            port: r.port,
+                            from: r.from,
+                            data: &r.data,
+                        },
+                    )
+                });
+            }
+        }
+        flush_engine(s, shared);
+        if s.from_browsers.is_empty() {
+            return;
+        }
+    }
+}
+
+fn flush_engine(s: &mut Shard, shared: &Rc<Shared>) {
     while let Some(out) = s.engine.poll_output() {
         match out {
             Output::Rtp { port, to, data } => {
                 s.counted.rtp_out += 1;
-                if let Some((sock, _)) = s.media.get(&port) {
+                if let Some(b) = s.browsers.as_mut().filter(|b| b.has(port)) {
+                    let mut got = std::mem::take(&mut s.from_browsers);
+                    b.send(Instant::now(), port, &data, &mut got);
+                    s.from_browsers = got;
+                } else if let Some((sock, _)) = s.media.get(&port) {
                     if sock.get_ref().send_to(&data, to).is_err() {
                         s.send_errors += 1;
                     }
@@ -346,7 +429,27 @@ fn flush(s: &mut Shard, shared: &Rc<Shared>) {
                 }
                 send_sip(s, transport, to, data);
             }
-            Output::OpenMedia { port, ip } => {
+            Output::OpenMedia {
+                port,
+                webrtc: Some(m),
+                ..
+            } => {
+                let now = Instant::now();
+                let ok = s.browsers.as_mut().is_some_and(|b| b.open(now, port, &m));
+                guarded(&mut s.engine, now, |e| {
+                    e.handle_input(now, Input::MediaOpened { port, ok })
+                });
+            }
+            Output::SecureAnswered { port, remote } => {
+                if let Some(b) = s.browsers.as_mut() {
+                    b.answered(port, &remote);
+                }
+            }
+            Output::OpenMedia {
+                port,
+                ip,
+                webrtc: None,
+            } => {
                 let ip = if ip.is_unspecified() { s.rtp_ip } else { ip };
                 let ok = match open_rtp(ip, port) {
                     Ok(sock) => {
@@ -387,6 +490,9 @@ fn flush(s: &mut Shard, shared: &Rc<Shared>) {
             Output::CloseMedia { port } => {
                 if let Some((_, task)) = s.media.remove(&port) {
                     task.abort();
+                }
+                if let Some(b) = s.browsers.as_mut() {
+                    b.close(port);
                 }
             }
             Output::Store(StoreRequest::Lookup { call, number }) => {
@@ -540,7 +646,7 @@ fn send_sip(s: &mut Shard, transport: Transport, to: SocketAddr, data: Vec<u8>) 
                 s.send_errors += 1;
             }
         }
-        Transport::Tcp(id) => {
+        Transport::Tcp(id) | Transport::Ws(id) => {
             let w = s.writers.lock().unwrap_or_else(|p| p.into_inner());
             match w.get(&id) {
                 Some(c) => {

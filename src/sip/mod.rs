@@ -23,6 +23,10 @@ pub const MAGIC_COOKIE: &str = "z9hG4bK";
 pub enum Transport {
     Udp,
     Tcp(ConnId),
+    /// SIP over WebSocket (RFC 7118): one message per frame, on the HTTP
+    /// listener's `/sip`. Browsers are reached only over the connection they
+    /// registered on (their Contact host is a made-up `….invalid`).
+    Ws(ConnId),
 }
 
 impl Transport {
@@ -34,11 +38,29 @@ impl Transport {
         match self {
             Transport::Udp => "UDP",
             Transport::Tcp(_) => "TCP",
+            Transport::Ws(_) => "WS",
+        }
+    }
+
+    /// The connection a stream transport's message came over.
+    pub fn conn(self) -> Option<ConnId> {
+        match self {
+            Transport::Udp => None,
+            Transport::Tcp(c) | Transport::Ws(c) => Some(c),
+        }
+    }
+
+    /// The `transport` URI parameter that reaches us over this transport.
+    pub fn uri_param(self) -> &'static str {
+        match self {
+            Transport::Udp => "",
+            Transport::Tcp(_) => ";transport=tcp",
+            Transport::Ws(_) => ";transport=ws",
         }
     }
 }
 
-/// A TCP connection, numbered by the runtime.
+/// A TCP or WebSocket connection, numbered by the runtime.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ConnId(pub u64);
 

@@ -111,6 +111,7 @@ impl Harness {
                         .handle_input(self.now, Input::MediaOpened { port, ok: true });
                 }
                 Output::CloseMedia { port } => self.closed.push(port),
+                Output::SecureAnswered { .. } => {}
                 Output::PinConnection(_) | Output::UnpinConnection(_) => {}
                 Output::Store(r) => self.store.push(r),
                 Output::Webhook { .. } => panic!("no webhooks in the test flow"),

@@ -7,13 +7,14 @@
   const main = document.getElementById('main');
   let me = null;        // the agent's id
   let lastCaller = '';  // the caller last popped, to fetch history once
+  let password = null;  // kept in memory only, for the browser phone
 
   function signIn(msg) {
     const id = el('input', { name: 'agent', autocomplete: 'username' });
     const pw = el('input', { name: 'password', type: 'password', autocomplete: 'current-password' });
     main.replaceChildren(el('form', { class: 'signin', onsubmit: async (e) => {
       e.preventDefault();
-      try { await api('POST', '/api/v1/session', { agent: id.value, password: pw.value }); start(); }
+      try { await api('POST', '/api/v1/session', { agent: id.value, password: pw.value }); password = pw.value; start(); }
       catch (err) { signIn(err.status === 429 ? err.message : t('wrong')); }
     } }, el('label', {}, t('agent_id')), id, el('label', {}, t('password')), pw,
       el('button', { class: 'primary', type: 'submit' }, t('sign_in')), msg ? el('p', { class: 'error' }, msg) : null));
@@ -65,7 +66,57 @@
       el('div', { class: 'status' }, el('span', {}, `${t('status')}: `), ...statusButtons),
       el('p', {}, `${t('state')}: `, el('b', { id: 'state' }, t(a.state)), ` · ${t('reachable')}: ${a.reachable ? t('yes') : t('no')} · ${t('calls_today')}: ${view.calls_today}`),
       pop,
-      el('p', {}, el('button', { type: 'button', onclick: async () => { await api('DELETE', '/api/v1/session'); location.reload(); } }, t('sign_out'))));
+      el('p', {}, el('button', { type: 'button', onclick: async () => { await api('DELETE', '/api/v1/session'); if (phone) phone.stop(); location.reload(); } }, t('sign_out'))));
+  }
+
+  // The browser phone: registers with the agent's own SIP credentials over
+  // /sip and answers here, with mute, hold, keys and hang-up.
+  const phoneBox = document.getElementById('phone');
+  const P = Vx.lang === 'en'
+    ? { title: 'Browser phone', use: 'Use the browser phone', pw: 'Password for the phone', incoming: 'Incoming call', answer: 'Answer', decline: 'Decline', hangup: 'Hang up', mute: 'Mute', unmute: 'Unmute', hold: 'Hold', resume: 'Resume', registered: 'ready', connected: 'connecting', disconnected: 'offline', unregistered: 'offline', talking: 'in call' }
+    : { title: 'Webbtelefon', use: 'Använd webbtelefonen', pw: 'Lösenord för telefonen', incoming: 'Inkommande samtal', answer: 'Svara', decline: 'Avvisa', hangup: 'Lägg på', mute: 'Tyst', unmute: 'Ljud på', hold: 'Parkera', resume: 'Återuppta', registered: 'redo', connected: 'ansluter', disconnected: 'frånkopplad', unregistered: 'frånkopplad', talking: 'i samtal' };
+  let phone = null;
+  let call = null;
+  let phoneState = '';
+  const flags = { muted: false, held: false, ringing: false };
+
+  function renderPhone() {
+    if (!phone) {
+      const pw = el('input', { type: 'password', name: 'phone-password', placeholder: P.pw, autocomplete: 'current-password' });
+      phoneBox.replaceChildren(el('h3', {}, P.title), el('form', { onsubmit: (e) => { e.preventDefault(); password = pw.value; startPhone(); } },
+        password ? null : pw, ' ', el('button', { type: 'submit', id: 'phone-start' }, P.use)));
+      return;
+    }
+    const label = P[phoneState] || phoneState;
+    const kids = [el('h3', {}, P.title, ' ', el('span', { id: 'phone-state', class: 'muted', 'data-state': phoneState }, label))];
+    if (call && flags.ringing) {
+      kids.push(el('p', { class: 'ringing', id: 'incoming' }, P.incoming, ' ',
+        el('button', { type: 'button', id: 'answer', class: 'primary', onclick: () => { flags.ringing = false; call.answer(); renderPhone(); } }, P.answer), ' ',
+        el('button', { type: 'button', id: 'decline', onclick: () => call.hangup() }, P.decline)));
+    } else if (call) {
+      kids.push(el('p', {},
+        el('button', { type: 'button', id: 'hangup', class: 'danger', onclick: () => call.hangup() }, P.hangup), ' ',
+        el('button', { type: 'button', id: 'mute', onclick: () => { flags.muted = !flags.muted; call.mute(flags.muted); renderPhone(); } }, flags.muted ? P.unmute : P.mute), ' ',
+        el('button', { type: 'button', id: 'hold', onclick: () => { flags.held = !flags.held; call.hold(flags.held); renderPhone(); } }, flags.held ? P.resume : P.hold)),
+      el('div', { class: 'keypad' }, ...'123456789*0#'.split('').map((d) => el('button', { type: 'button', 'data-key': d, onclick: () => call.dtmf(d) }, d))));
+    }
+    phoneBox.replaceChildren(...kids);
+  }
+
+  function startPhone() {
+    if (phone || !password || !me) return renderPhone();
+    phone = VxPhone.start({
+      user: me, password, register: true,
+      onState: (s) => { phoneState = s.split(':')[0]; renderPhone(); },
+      onIncoming: (c) => {
+        if (call) { c.hangup(); return; }
+        call = c; Object.assign(flags, { muted: false, held: false, ringing: true });
+        c.session.on('accepted', () => { flags.ringing = false; phoneState = 'talking'; renderPhone(); });
+        renderPhone();
+      },
+      onEnd: () => { call = null; flags.ringing = false; phoneState = 'registered'; renderPhone(); },
+    });
+    renderPhone();
   }
 
   async function refresh() {
@@ -88,6 +139,7 @@
       agent: (a) => { if (a.id === me) refresh(); },
     }, (up) => { conn.textContent = up ? '● ' + t('live') : '○ ' + t('disconnected'); conn.className = 'conn' + (up ? '' : ' down'); });
     refresh();
+    startPhone();
   }
 
   start();

@@ -2,13 +2,18 @@
 //! model (RFC 3264): G.711 in the caller's order of preference, telephone-event
 //! (RFC 4733) at the caller's payload type, direction attributes for hold and
 //! resume (RFC 3264 §8.4), rejected streams answered with port 0 (§6).
+//! Browsers' offers (`UDP/TLS/RTP/SAVPF`: ICE, DTLS-SRTP, rtcp-mux) are
+//! parsed here too; [`webrtc`] writes their answers and offers.
 
 #![deny(clippy::indexing_slicing, clippy::arithmetic_side_effects)]
+
+pub mod webrtc;
 
 use crate::media::g711::Codec;
 use std::fmt::Write as _;
 use std::net::{IpAddr, SocketAddr};
 use thiserror::Error;
+pub use webrtc::{LocalIce, Secure, Setup};
 
 #[derive(Clone, Debug, Error, PartialEq, Eq)]
 pub enum SdpError {
@@ -22,13 +27,20 @@ pub enum SdpError {
     NoAudio,
     #[error("no common codec (PCMU or PCMA)")]
     NoCommonCodec,
+    #[error("a secure (DTLS-SRTP) offer without ICE credentials or a fingerprint")]
+    IncompleteSecure,
+    #[error("browsers' media (WebRTC) is not enabled here")]
+    SecureNotEnabled,
 }
 
 impl SdpError {
     /// RFC 3261 §13.3.1: an unacceptable offer gets 488.
     pub fn status(&self) -> u16 {
         match self {
-            SdpError::NoAudio | SdpError::NoCommonCodec => 488,
+            SdpError::NoAudio
+            | SdpError::NoCommonCodec
+            | SdpError::IncompleteSecure
+            | SdpError::SecureNotEnabled => 488,
             _ => 400,
         }
     }
@@ -82,6 +94,8 @@ pub struct MediaLine {
     pub rtpmap: Vec<(u8, String, u32)>,
     pub ptime: Option<u32>,
     pub direction: Option<Direction>,
+    /// ICE, DTLS and RTP attributes a browser's offer carries.
+    pub webrtc: webrtc::Attributes,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -89,6 +103,8 @@ pub struct SessionDescription {
     pub connection: Option<IpAddr>,
     pub direction: Option<Direction>,
     pub media: Vec<MediaLine>,
+    /// Session-level ICE and DTLS attributes (Firefox puts them here).
+    pub webrtc: webrtc::Attributes,
 }
 
 impl SessionDescription {
@@ -98,6 +114,7 @@ impl SessionDescription {
             connection: None,
             direction: None,
             media: Vec::new(),
+            webrtc: Default::default(),
         };
         for (i, line) in text.lines().enumerate() {
             let line = line.trim_end_matches('\r');
@@ -143,6 +160,7 @@ impl SessionDescription {
                         rtpmap: Vec::new(),
                         ptime: None,
                         direction: None,
+                        webrtc: Default::default(),
                     });
                 }
                 "a" => {
@@ -162,8 +180,12 @@ impl SessionDescription {
                         continue;
                     }
                     let Some(m) = sd.media.last_mut() else {
+                        sd.webrtc.take(name, value);
                         continue;
                     };
+                    if m.webrtc.take(name, value) {
+                        continue;
+                    }
                     match name {
                         "rtpmap" => {
                             let (pt, enc) = value.split_once(' ').ok_or(bad.clone())?;
@@ -200,6 +222,8 @@ pub struct Negotiated {
     pub direction: Direction,
     /// Index of the audio m-line in the offer, and the number of m-lines.
     pub audio_index: usize,
+    /// A browser's leg: what its ICE and DTLS need (None: plain RTP).
+    pub secure: Option<Secure>,
     pub media_kinds: Vec<(String, String, Vec<String>)>,
 }
 
@@ -210,8 +234,17 @@ pub fn negotiate(sd: &SessionDescription) -> Result<Negotiated, SdpError> {
         .media
         .iter()
         .enumerate()
-        .find(|(_, m)| m.kind == "audio" && m.port != 0 && m.proto.starts_with("RTP/AVP"))
+        .find(|(_, m)| {
+            m.kind == "audio"
+                && m.port != 0
+                && (m.proto.starts_with("RTP/AVP") || webrtc::is_secure_proto(&m.proto))
+        })
         .ok_or(SdpError::NoAudio)?;
+    let secure = if webrtc::is_secure_proto(&m.proto) {
+        Some(Secure::from_offer(&sd.webrtc, &m.webrtc)?)
+    } else {
+        None
+    };
     let mut chosen = None;
     let mut dtmf = None;
     for f in &m.formats {
@@ -239,10 +272,12 @@ pub fn negotiate(sd: &SessionDescription) -> Result<Negotiated, SdpError> {
     let ip = m
         .connection
         .or(sd.connection)
+        .or(secure.as_ref().map(|_| IpAddr::from([0, 0, 0, 0])))
         .ok_or(SdpError::NoConnection)?;
     let offered = m.direction.or(sd.direction).unwrap_or(Direction::SendRecv);
-    // c=0.0.0.0 is the RFC 2543 way of putting a call on hold.
-    let offered = if ip.is_unspecified() && offered != Direction::Inactive {
+    // c=0.0.0.0 is the RFC 2543 way of putting a call on hold (but only
+    // a placeholder in a browser's offer: ICE finds the address).
+    let offered = if ip.is_unspecified() && offered != Direction::Inactive && secure.is_none() {
         Direction::SendOnly.min_with(offered)
     } else {
         offered
@@ -254,6 +289,7 @@ pub fn negotiate(sd: &SessionDescription) -> Result<Negotiated, SdpError> {
         remote: SocketAddr::new(ip, m.port),
         direction: offered.answer(),
         audio_index: idx,
+        secure,
         media_kinds: sd
             .media
             .iter()
