@@ -232,7 +232,7 @@ impl Registrar {
             // No credentials, or a scheme other than Digest (RFC 4475's
             // regaut01): challenge.
             None | Some(Err(super::digest::DigestError::NotDigest)) => {
-                return (self.challenge(now, req, source, false), events)
+                return (self.challenge(now, req, transport, source, false), events)
             }
             Some(Err(_)) => {
                 self.fail(now, source.ip(), &aor, &mut events);
@@ -241,12 +241,16 @@ impl Registrar {
             Some(Ok(a)) => a,
         };
         if auth.realm != self.cfg.realm || !self.cfg.algorithms.contains(&auth.algorithm) {
-            return (self.challenge(now, req, source, false), events);
+            return (self.challenge(now, req, transport, source, false), events);
         }
         match self.nonces.check(&auth.nonce, now) {
             NonceCheck::Valid => {}
-            NonceCheck::Stale => return (self.challenge(now, req, source, true), events),
-            NonceCheck::Invalid => return (self.challenge(now, req, source, false), events),
+            NonceCheck::Stale => {
+                return (self.challenge(now, req, transport, source, true), events)
+            }
+            NonceCheck::Invalid => {
+                return (self.challenge(now, req, transport, source, false), events)
+            }
         }
         let ok = auth.username == aor
             && self
@@ -283,14 +287,27 @@ impl Registrar {
         (r, events)
     }
 
-    fn challenge(&self, now: Instant, req: &Request, source: SocketAddr, stale: bool) -> Response {
+    fn challenge(
+        &self,
+        now: Instant,
+        req: &Request,
+        transport: Transport,
+        source: SocketAddr,
+        stale: bool,
+    ) -> Response {
         let mut r = self.respond(req, 401, source);
-        for c in challenge(
-            &self.cfg.realm,
-            &self.nonces.issue(now),
-            stale,
-            &self.cfg.algorithms,
-        ) {
+        // Browsers' SIP stacks (JsSIP 3.13, SIP.js 0.21) know only MD5 and
+        // give up on a challenge list that holds another (JsSIP reads the
+        // last one): over WebSocket the challenge is MD5 alone when MD5 is
+        // allowed; phones on UDP and TCP get the configured list.
+        let md5 = super::digest::Algorithm::Md5;
+        let algorithms =
+            if matches!(transport, Transport::Ws(_)) && self.cfg.algorithms.contains(&md5) {
+                vec![md5]
+            } else {
+                self.cfg.algorithms.clone()
+            };
+        for c in challenge(&self.cfg.realm, &self.nonces.issue(now), stale, &algorithms) {
             r.headers
                 .push(HeaderName::Other("WWW-Authenticate".into()), c);
         }

@@ -14,8 +14,8 @@ pub struct WebRtcConfig {
     /// The address browsers are told to send media to (their ICE
     /// candidate); default: `media_listen`'s, or `sip.advertise`.
     pub advertise: Option<IpAddr>,
-    /// Pages from these origins may open `/sip` (`"*"`: any). Empty: only
-    /// pages this engine serves (same host and port as the HTTP listener).
+    /// Pages from these origins (shops' sites) may open `/sip` and embed the
+    /// "call us" page (`"*"`: any); the engine's own pages always may.
     pub origins: Vec<String>,
     /// HMAC key (at least 32 characters) a shop's site signs its logged-in
     /// customer's number with for the "call us" page. Unset: browser callers

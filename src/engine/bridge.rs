@@ -417,14 +417,24 @@ impl Engine {
             }
         }
         leg.sdp_version += 1;
-        let body = sdp::write_answer(
-            Some(&neg),
-            leg.local_ip,
-            leg.port,
-            leg.session_id,
-            leg.sdp_version,
-            neg.direction,
-        );
+        let body = match (&leg.ice, &neg.secure) {
+            (Some(ice), Some(sec)) => sdp::webrtc::write_answer(
+                &neg,
+                sec,
+                ice,
+                leg.session_id,
+                leg.sdp_version,
+                neg.direction,
+            ),
+            _ => sdp::write_answer(
+                Some(&neg),
+                leg.local_ip,
+                leg.port,
+                leg.session_id,
+                leg.sdp_version,
+                neg.direction,
+            ),
+        };
         let host = host_port(leg.local_ip, leg.binding.local.port());
         let mut r = make_response(&req, 200, Some(&tag), source);
         r.headers

@@ -57,22 +57,22 @@ impl SipWs {
         }
     }
 
-    /// A browser's page may connect when its origin is listed (`*`: any),
-    /// or, with no list, when it is this listener's own. Clients that are no
+    /// A browser's page may connect when it is this listener's own, or its
+    /// origin is listed (`*`: any). Clients that are no
     /// browser send no Origin; digest still guards what they may do.
     fn origin_allowed(&self, headers: &HeaderMap) -> bool {
         let Some(origin) = headers.get(header::ORIGIN).and_then(|o| o.to_str().ok()) else {
             return true;
         };
-        if self.origins.is_empty() {
-            let host = headers
-                .get(header::HOST)
-                .and_then(|h| h.to_str().ok())
-                .unwrap_or("");
-            return !host.is_empty()
-                && (origin == format!("http://{host}") || origin == format!("https://{host}"));
-        }
-        self.origins
+        // This listener's own pages (/call, /agent) always may.
+        let host = headers
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or("");
+        let own = !host.is_empty()
+            && (origin == format!("http://{host}") || origin == format!("https://{host}"));
+        own || self
+            .origins
             .iter()
             .any(|o| o == "*" || o.eq_ignore_ascii_case(origin))
     }

@@ -9,6 +9,7 @@
 
 pub mod engine;
 pub mod pg;
+pub mod phones;
 pub mod ua;
 
 use std::io::{BufRead, BufReader};

@@ -78,6 +78,7 @@
   let phone = null;
   let call = null;
   let phoneState = '';
+  let phoneDetail = '';
   const flags = { muted: false, held: false, ringing: false };
 
   function renderPhone() {
@@ -87,7 +88,7 @@
         password ? null : pw, ' ', el('button', { type: 'submit', id: 'phone-start' }, P.use)));
       return;
     }
-    const label = P[phoneState] || phoneState;
+    const label = P[phoneState] || phoneDetail;
     const kids = [el('h3', {}, P.title, ' ', el('span', { id: 'phone-state', class: 'muted', 'data-state': phoneState }, label))];
     if (call && flags.ringing) {
       kids.push(el('p', { class: 'ringing', id: 'incoming' }, P.incoming, ' ',
@@ -107,7 +108,7 @@
     if (phone || !password || !me) return renderPhone();
     phone = VxPhone.start({
       user: me, password, register: true,
-      onState: (s) => { phoneState = s.split(':')[0]; renderPhone(); },
+      onState: (s) => { phoneState = s.split(':')[0]; phoneDetail = s; renderPhone(); },
       onIncoming: (c) => {
         if (call) { c.hangup(); return; }
         call = c; Object.assign(flags, { muted: false, held: false, ringing: true });
