@@ -542,6 +542,41 @@ mod tests {
     }
 
     #[test]
+    fn a_browser_is_challenged_with_md5_alone_and_unregistered_when_its_connection_closes() {
+        let t0 = Instant::now();
+        let mut r = registrar(t0);
+        let src = SRC.parse().unwrap();
+        let ws = Transport::Ws(crate::sip::ConnId(7));
+        let contact = "<sip:e5pfjq4m@one28kmpmltl.invalid;transport=ws>;reg-id=1";
+        let (ch, _) = r.on_register(t0, &register(contact, "120", None), ws, src, src);
+        let name = HeaderName::Other("WWW-Authenticate".into());
+        let challenges: Vec<&str> = ch.headers.get_all(&name).collect();
+        assert_eq!(challenges.len(), 1, "{challenges:?}");
+        assert!(challenges[0].contains("algorithm=MD5"));
+        let a = answer(&ch, "alice", "s3cret", "MD5");
+        let (ok, ev) = r.on_register(t0, &register(contact, "120", Some(a)), ws, src, src);
+        assert_eq!(ok.status, 200);
+        assert_eq!(ev, vec![RegistrarEvent::Reachable("alice".into())]);
+        assert_eq!(r.contacts("alice", t0)[0].transport, ws);
+        // Another connection closing changes nothing; its own does.
+        assert!(r.connection_closed(crate::sip::ConnId(8)).is_empty());
+        assert_eq!(
+            r.connection_closed(crate::sip::ConnId(7)),
+            vec![RegistrarEvent::Unreachable("alice".into())]
+        );
+        assert!(r.contacts("alice", t0).is_empty());
+        // Phones on UDP still get every configured algorithm.
+        let (ch, _) = r.on_register(
+            t0,
+            &register("<sip:alice@10.0.0.5>", "120", None),
+            Transport::Udp,
+            src,
+            src,
+        );
+        assert_eq!(ch.headers.get_all(&name).count(), 2);
+    }
+
+    #[test]
     fn refresh_keeps_one_binding_and_expires_zero_removes_it() {
         let t0 = Instant::now();
         let mut r = registrar(t0);
@@ -670,6 +705,7 @@ mod tests {
                     &r.challenge(
                         t0 + Duration::from_secs(305),
                         &register("<sip:alice@h>", "60", None),
+                        Transport::Udp,
                         src,
                         false,
                     ),
