@@ -12,6 +12,10 @@
 //!   bridged call, and key-0-to-ring latency of `--probes` calls placed while
 //!   the others are up. With `--reflector A,B` there is no SIP: the callers'
 //!   streams go to A and the agents' to B (the reference run).
+//!   With `--webrtc` the callers are browser legs (str0m: ICE, DTLS-SRTP, one
+//!   socket each; bench/browser.rs): their media goes through the engine's
+//!   shared WebRTC port, decrypted, relayed to the agents, and encrypted back.
+//!   Also reports DTLS handshakes completed per second while calls are set up.
 //! * `reflector`: the reference: a bare UDP forwarder, A → the agents' socket
 //!   and B → the callers' socket, one thread each.
 //!
@@ -19,6 +23,9 @@
 
 #[path = "util.rs"]
 mod util;
+
+#[path = "browser.rs"]
+mod browser;
 
 use std::collections::HashMap;
 use std::net::{SocketAddr, UdpSocket};
@@ -234,12 +241,17 @@ fn callers(
     stop: Arc<AtomicBool>,
     pending: Arc<Mutex<Vec<usize>>>,
     done: Arc<AtomicU64>,
+    browsers: Option<Arc<Mutex<browser::Browsers>>>,
 ) {
     let mut buf = vec![0u8; 65536];
     let mut cseq: HashMap<usize, u32> = HashMap::new();
     loop {
-        for i in pending.lock().unwrap().drain(..) {
-            let body = sdp(40000);
+        let batch: Vec<usize> = pending.lock().unwrap().drain(..).collect();
+        for i in batch {
+            let body = match &browsers {
+                Some(b) => b.lock().unwrap().offer(i),
+                None => sdp(40000),
+            };
             let msg = format!("INVITE sip:100@{engine} SIP/2.0\r\nVia: SIP/2.0/UDP {CALLER_SIP};branch=z9hG4bKc{i}\r\nMax-Forwards: 70\r\nFrom: <sip:+4670{i:07}@{CALLER_SIP}>;tag=c{i}\r\nTo: <sip:100@{engine}>\r\nCall-ID: bl-{i}\r\nCSeq: 1 INVITE\r\nContact: <sip:c{i}@{CALLER_SIP}>\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{body}", body.len());
             let _ = sock.send_to(msg.as_bytes(), engine);
         }
@@ -280,8 +292,13 @@ fn callers(
                 if !first {
                     continue;
                 }
-                if let Some(dest) = sdp_addr(&r.body) {
-                    new_leg(&state, dest, i, false);
+                match &browsers {
+                    Some(b) => b.lock().unwrap().answered(i, &r.body),
+                    None => {
+                        if let Some(dest) = sdp_addr(&r.body) {
+                            new_leg(&state, dest, i, false);
+                        }
+                    }
                 }
                 let n = cseq.entry(i).or_insert(1);
                 *n += 1;
@@ -457,6 +474,8 @@ fn run(args: &[String]) {
         .windows(2)
         .find(|w| w[0] == "--reflector")
         .map(|w| w[1].clone());
+    let browsers = flag(args, "--webrtc").then(|| Arc::new(Mutex::new(browser::Browsers::new())));
+    let browser_stats = Arc::new(Mutex::new(browser::Stats::default()));
 
     let state: State = Arc::default();
     let stop = Arc::new(AtomicBool::new(false));
@@ -475,6 +494,18 @@ fn run(args: &[String]) {
     ] {
         let (st, m) = (stop_media.clone(), measuring.clone());
         threads.push(std::thread::spawn(move || receiver(sock, st, m, out)));
+    }
+    if let Some(b) = &browsers {
+        let (b, st, m, out, se) = (
+            b.clone(),
+            stop_media.clone(),
+            measuring.clone(),
+            browser_stats.clone(),
+            sent.clone(),
+        );
+        threads.push(std::thread::spawn(move || {
+            browser::run(b, st, m, out, se, MAGIC)
+        }));
     }
     {
         let (c, a, s, st, se) = (
@@ -525,14 +556,15 @@ fn run(args: &[String]) {
             state.lock().unwrap().registered
         );
         {
-            let (s, st, p, d) = (
+            let (s, st, p, d, b) = (
                 state.clone(),
                 stop.clone(),
                 pending.clone(),
                 answered.clone(),
+                browsers.clone(),
             );
             sip_threads.push(std::thread::spawn(move || {
-                callers(csock, engine, s, st, p, d)
+                callers(csock, engine, s, st, p, d, b)
             }));
         }
         let t0 = Instant::now();
@@ -551,6 +583,33 @@ fn run(args: &[String]) {
     }
     let bridged = state.lock().unwrap().bridged;
     println!("bridged={bridged}");
+    if let Some(b) = &browsers {
+        // DTLS handshakes: how many legs connected, and how fast while the
+        // calls were being set up.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let g = b.lock().unwrap();
+            let done = g.legs.values().filter(|l| l.connected.is_some()).count();
+            if done >= calls || Instant::now() > deadline {
+                let first = g.started.unwrap_or_else(Instant::now);
+                let last = g
+                    .legs
+                    .values()
+                    .filter_map(|l| l.connected)
+                    .max()
+                    .unwrap_or(first);
+                let secs = last
+                    .saturating_duration_since(first)
+                    .as_secs_f64()
+                    .max(1e-3);
+                println!("dtls_connected={done}");
+                println!("dtls_per_s={:.0}", done as f64 / secs);
+                break;
+            }
+            drop(g);
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
     std::thread::sleep(warmup);
     let rss1 = proc_rss_kib(pid).unwrap_or(0);
     let cpu0 = proc_cpu(pid).unwrap_or(0.0);
@@ -582,8 +641,25 @@ fn run(args: &[String]) {
         std::mem::take(&mut *caller_stats.lock().unwrap()),
         std::mem::take(&mut *agent_stats.lock().unwrap()),
     );
+    if browsers.is_some() {
+        let bs = std::mem::take(&mut *browser_stats.lock().unwrap());
+        c.packets = bs.packets;
+        c.gaps = bs.gaps;
+        c.delays_ms = bs.delays_ms;
+    }
     let received = c.packets + a.packets;
     let gaps = c.gaps + a.gaps;
+    // Each direction apart: to the callers (with --webrtc, timed when the
+    // load generator's browser thread decrypted the packet) and to the
+    // agents (kernel receive time).
+    println!(
+        "delay_p99_to_callers_ms={:.3}",
+        pct(&mut c.delays_ms.clone(), 0.99)
+    );
+    println!(
+        "delay_p99_to_agents_ms={:.3}",
+        pct(&mut a.delays_ms.clone(), 0.99)
+    );
     let mut delays = std::mem::take(&mut c.delays_ms);
     delays.append(&mut a.delays_ms);
     let cpu_us = (cpu1 - cpu0) * 1e6 / received.max(1) as f64;

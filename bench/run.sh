@@ -328,15 +328,21 @@ PY
 # leg, from vaxel-bridgeload (bench/bridge.rs), which is both the callers and
 # BRIDGE_CALLS + PROBES registered agents. Reference: the same load through a
 # bare UDP reflector. Also REGISTER with digest per second against Kamailio.
+# The bridged-call benchmarks' configuration: agents a0… (password
+# bench-pw-N) available as soon as their phones register, no wrap-up.
+agents_config() { # file, number of agents
+  cp bench/vaxel.toml "$1"
+  printf '[acd]\navailable_on_register = true\n\n[queues.kundtjanst]\nring_timeout_s = 30\nwrap_up_s = 0\n\n' >>"$1"
+  for i in $(seq 0 $(( $2 - 1 ))); do
+    printf '[[agents]]\nid = "a%d"\npassword = "bench-pw-%d"\n' "$i" "$i" >>"$1"
+  done
+}
+
 bridge() {
   local n=${BRIDGE_CALLS:-1000} probes=${PROBES:-50}
   local B=target/release/vaxel-bridgeload
   local cfg=$out/bridge.toml
-  cp bench/vaxel.toml "$cfg"
-  printf '[acd]\navailable_on_register = true\n\n[queues.kundtjanst]\nring_timeout_s = 30\nwrap_up_s = 0\n\n' >>"$cfg"
-  for i in $(seq 0 $(( n + probes - 1 ))); do
-    printf '[[agents]]\nid = "a%d"\npassword = "bench-pw-%d"\n' "$i" "$i" >>"$cfg"
-  done
+  agents_config "$cfg" $(( n + probes ))
   echo
   echo "== bridged calls ($n, measured ${MEASURE} s; reference: a bare UDP reflector)"
   $B reflector --duration $(( MEASURE + 40 )) &
@@ -357,14 +363,37 @@ bridge() {
   echo "  agents registered: $(val registered "$f") in $(val register_s "$f") s"
 }
 
+# Browser legs relayed to SIP agents: the same bridged-call load with the
+# callers as WebRTC endpoints (ICE, DTLS-SRTP, one socket each), beside plain
+# RTP callers in the same run.
+webrtc_bench() {
+  local n=${WEBRTC_CALLS:-500} probes=${PROBES:-20}
+  local B=target/release/vaxel-bridgeload
+  local cfg=$out/webrtc.toml
+  agents_config "$cfg" $(( n + probes ))
+  cfg_args=(--config "$cfg")
+  echo
+  echo "== $n browser legs (DTLS-SRTP) relayed to SIP agents, beside $n plain RTP callers (measured ${MEASURE} s each)"
+  printf '%-10s %-10s %-10s %-12s %-12s %-12s %-10s %-10s\n' "" bridged "loss %" "delay p50" "delay p99" "cpu us/pkt" "KiB/call" "DTLS/s"
+  for mode in plain webrtc; do
+    start_vaxel "$out/vaxel-webrtc-$mode.log" --rtp-timeout 3600
+    local extra=()
+    [ "$mode" = webrtc ] && extra=(--webrtc)
+    $B run --calls "$n" --probes "$probes" --rate "${WEBRTC_RATE:-100}" --warmup 5 --measure "$MEASURE" --pid "$VP" "${extra[@]}" >"$out/webrtc-$mode.txt"
+    stop "$VP"
+    local f="$out/webrtc-$mode.txt"
+    printf '%-10s %-10s %-10s %-12s %-12s %-12s %-10s %-10s\n' "$mode" "$(val bridged "$f")" "$(val loss_pct "$f")" "$(val delay_p50_ms "$f")" "$(val delay_p99_ms "$f")" "$(val cpu_us_per_pkt "$f")" "$(val rss_kib_per_call "$f")" "$(val dtls_per_s "$f")"
+    echo "  delay p99 to the callers $(val delay_p99_to_callers_ms "$f") ms, to the agents $(val delay_p99_to_agents_ms "$f") ms"
+  done
+}
+
 # The HTTP shell under load: bridged calls alone, then the same with 200
 # wallboards and API clients; the difference is what the wallboards cost.
 http_bench() {
   local n=${HTTP_CALLS:-500} probes=${PROBES:-20} walls=${WALLBOARDS:-200}
   local B=target/release/vaxel-bridgeload H=target/release/vaxel-httpload
   local cfg=$out/http.toml
-  cp bench/vaxel.toml "$cfg"
-  printf '[acd]\navailable_on_register = true\n\n[queues.kundtjanst]\nring_timeout_s = 30\nwrap_up_s = 0\n\n' >>"$cfg"
+  agents_config "$cfg" 0
   printf '[http]\nlisten = "127.0.0.1:8080"\nadmin_tokens = ["bench-admin-token-0123456789"]\nread_tokens = ["bench-read-token-0123456789"]\n\n' >>"$cfg"
   # An agent with no phone, whose status the load flips (the picture changes).
   printf '[[agents]]\nid = "wallboard-flap"\npassword = "bench-flap-pw"\n\n' >>"$cfg"
@@ -447,6 +476,7 @@ PY
 case "$what" in
   bridge) bridge ;;
   http) http_bench ;;
+  webrtc) webrtc_bench ;;
   register) register_bench ;;
   flows) flows_bench ;;
   shed) shed ;;
@@ -454,5 +484,5 @@ case "$what" in
   setup) setup ;;
   soak) soak ;;
   all) media; setup ;;
-  *) echo "usage: $0 [media|setup|shed|soak|flows|bridge|register|all]"; exit 2 ;;
+  *) echo "usage: $0 [media|setup|shed|soak|flows|bridge|http|webrtc|register|all]"; exit 2 ;;
 esac

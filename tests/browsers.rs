@@ -64,26 +64,6 @@ fn hears(
     assert!(echo <= 0.2, "{who} heard their own voice back ({echo:.2})");
 }
 
-fn set_status(agent: &str, status: &str) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let code = rt.block_on(async {
-        reqwest::Client::new()
-            .put(format!(
-                "http://127.0.0.1:8080/api/v1/agents/{agent}/status"
-            ))
-            .bearer_auth(ADMIN)
-            .json(&serde_json::json!({ "status": status }))
-            .send()
-            .await
-            .unwrap()
-            .status()
-    });
-    assert_eq!(code.as_u16(), 202);
-}
-
 /// The voice the browser's fake microphone plays: 48 kHz, as a sound card
 /// would give it (Chromium resamples it to what the call carries).
 fn microphone(prompt: &str, dir: &std::path::Path) -> std::path::PathBuf {
@@ -196,7 +176,7 @@ fn browsers_call_in_and_answer_and_both_sides_hear_each_other() {
                 std::thread::sleep(Duration::from_millis(300));
                 drop(b);
                 // Bob's phone is gone: the next caller is for Alice.
-                set_status("bob", "logged_out");
+                set_agent_status(ADMIN, "bob", "logged_out");
                 hears(
                     &bob_rec,
                     0.0,

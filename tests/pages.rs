@@ -16,26 +16,6 @@ use std::time::{Duration, Instant};
 const ADMIN: &str = "pages-admin-token-0123456789";
 const READ: &str = "pages-read-token-0123456789";
 
-fn set_status(agent: &str, status: &str) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let code = rt.block_on(async {
-        reqwest::Client::new()
-            .put(format!(
-                "http://127.0.0.1:8080/api/v1/agents/{agent}/status"
-            ))
-            .bearer_auth(ADMIN)
-            .json(&serde_json::json!({ "status": status }))
-            .send()
-            .await
-            .unwrap()
-            .status()
-    });
-    assert_eq!(code.as_u16(), 202);
-}
-
 fn flow_version() -> String {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -96,7 +76,7 @@ fn wallboard_agent_and_admin_pages_in_chromium() {
         &["-p", "5085", "-au", "alice", "-ap", "alice-secret"],
     );
     wait_sipp(reg, "alice's registration");
-    set_status("alice", "on_break");
+    set_agent_status(ADMIN, "alice", "on_break");
     let before = flow_version();
 
     let mut node = Command::new("node")

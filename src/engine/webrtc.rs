@@ -85,6 +85,7 @@ impl Engine {
             ufrag: derive(b'u', 8),
             pwd: derive(b'p', 32),
             fingerprint: w.fingerprint,
+            ssrc: self.random() as u32,
         })
     }
 }

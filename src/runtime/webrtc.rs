@@ -270,7 +270,7 @@ impl Legs {
         );
         let mut api = rtc.direct_api();
         api.declare_media(mid, MediaKind::Audio);
-        let ssrc = api.new_ssrc();
+        let ssrc = Ssrc::from(m.local.ssrc);
         api.declare_stream_tx(ssrc, None, mid, None);
         let mut leg = Leg {
             rtc,

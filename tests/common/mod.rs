@@ -508,3 +508,26 @@ pub fn take_events(buf: &mut String) -> Vec<(String, serde_json::Value)> {
     }
     out
 }
+
+/// Sets an agent's status through the HTTP API (`PUT
+/// /api/v1/agents/{agent}/status`, admin token) of the engine in this
+/// namespace; the ACD takes it (202).
+pub fn set_agent_status(admin: &str, agent: &str, status: &str) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let code = rt.block_on(async {
+        reqwest::Client::new()
+            .put(format!(
+                "http://127.0.0.1:8080/api/v1/agents/{agent}/status"
+            ))
+            .bearer_auth(admin)
+            .json(&serde_json::json!({ "status": status }))
+            .send()
+            .await
+            .unwrap()
+            .status()
+    });
+    assert_eq!(code.as_u16(), 202);
+}

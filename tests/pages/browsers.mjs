@@ -11,28 +11,12 @@
 //  3. JsSIP and SIP.js from npm, unmodified, register and call from a shop's
 //     page (an allowed origin); a page from another origin is refused.
 import { chromium } from 'playwright-core';
-import readline from 'node:readline';
+import { rl, step, check } from './steps.mjs';
 import fs from 'node:fs';
 import { build } from 'esbuild';
 import http from 'node:http';
 
 const { BASE, OUT, MIC, SHOTS } = process.env;
-const rl = readline.createInterface({ input: process.stdin });
-const lines = [];
-let wake = null;
-rl.on('line', (l) => { lines.push(l); if (wake) { wake(); wake = null; } });
-async function step(name) {
-  console.log(`STEP ${name}`);
-  for (;;) {
-    const i = lines.indexOf(`DONE ${name}`);
-    if (i >= 0) { lines.splice(i, 1); return; }
-    await new Promise((r) => { wake = r; });
-  }
-}
-function check(ok, what) {
-  if (!ok) throw new Error(`FAILED: ${what}`);
-  console.log(`ok ${what}`);
-}
 
 // What the page's <audio id="remote-audio"> plays, for `secs`, as 8 kHz
 // 16-bit samples (Web Audio at 8 kHz: Chromium resamples, not the engine).

@@ -3,26 +3,10 @@
 // `STEP name` printed here it makes the calls happen and answers `DONE name`
 // on stdin. Screenshots go to $SHOTS.
 import { chromium } from 'playwright-core';
-import readline from 'node:readline';
+import { rl, step, check } from './steps.mjs';
 
 const BASE = process.env.BASE;
 const SHOTS = process.env.SHOTS;
-const rl = readline.createInterface({ input: process.stdin });
-const lines = [];
-let wake = null;
-rl.on('line', (l) => { lines.push(l); if (wake) { wake(); wake = null; } });
-async function step(name) {
-  console.log(`STEP ${name}`);
-  for (;;) {
-    const i = lines.indexOf(`DONE ${name}`);
-    if (i >= 0) { lines.splice(i, 1); return Date.now(); }
-    await new Promise((r) => { wake = r; });
-  }
-}
-function check(ok, what) {
-  if (!ok) throw new Error(`FAILED: ${what}`);
-  console.log(`ok ${what}`);
-}
 
 const browser = await chromium.launch({
   executablePath: '/usr/bin/chromium',

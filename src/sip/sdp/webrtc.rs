@@ -117,6 +117,9 @@ pub struct LocalIce {
     pub ufrag: String,
     pub pwd: String,
     pub fingerprint: String,
+    /// The SSRC we send with, signalled (`a=ssrc`): a receiver that maps
+    /// streams by SSRC (no `mid` header extension) needs it.
+    pub ssrc: u32,
 }
 
 /// The answer to a browser's offer (the engine is the DTLS server).
@@ -213,7 +216,8 @@ a=fingerprint:{}\r\na=setup:{setup}\r\n",
     }
     let _ = write!(
         s,
-        "a=candidate:1 1 udp 2130706431 {ip} {port} typ host\r\na=end-of-candidates\r\n"
+        "a=ssrc:{} cname:vaxel\r\na=candidate:1 1 udp 2130706431 {ip} {port} typ host\r\na=end-of-candidates\r\n",
+        local.ssrc
     );
 }
 
@@ -243,6 +247,7 @@ a=ssrc:3735928559 cname:abc\r\na=ssrc:3735928559 msid:6bd2 a1\r\n";
             ufrag: "vx01".into(),
             pwd: "p".repeat(24),
             fingerprint: "sha-256 AA:BB".into(),
+            ssrc: 42,
         }
     }
 
@@ -270,6 +275,7 @@ a=ssrc:3735928559 cname:abc\r\na=ssrc:3735928559 msid:6bd2 a1\r\n";
             "a=fingerprint:sha-256 AA:BB\r\n",
             "a=candidate:1 1 udp 2130706431 127.0.0.1 5062 typ host\r\n",
             "a=rtpmap:126 telephone-event/8000\r\n",
+            "a=ssrc:42 cname:vaxel\r\n",
         ] {
             assert!(a.contains(line), "{line:?} missing from\n{a}");
         }
