@@ -103,6 +103,7 @@ try {
   await agent.fill('input[name=agent]', 'alice');
   await agent.fill('input[name=password]', 'alice-secret');
   await agent.click('button[type=submit]');
+  await agent.click('#phone-start');
   await agent.locator('#phone-state[data-state=registered]').waitFor({ timeout: 10000 });
   check(true, 'the agent page registered the browser phone');
   await step('agent-registered');

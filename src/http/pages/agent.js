@@ -66,7 +66,7 @@
       el('div', { class: 'status' }, el('span', {}, `${t('status')}: `), ...statusButtons),
       el('p', {}, `${t('state')}: `, el('b', { id: 'state' }, t(a.state)), ` · ${t('reachable')}: ${a.reachable ? t('yes') : t('no')} · ${t('calls_today')}: ${view.calls_today}`),
       pop,
-      el('p', {}, el('button', { type: 'button', onclick: async () => { await api('DELETE', '/api/v1/session'); if (phone) phone.stop(); location.reload(); } }, t('sign_out'))));
+      el('p', {}, el('button', { type: 'button', onclick: async () => { await api('DELETE', '/api/v1/session'); if (phone) phone.stop(); localStorage.removeItem('vaxel.browserPhone'); location.reload(); } }, t('sign_out'))));
   }
 
   // The browser phone: registers with the agent's own SIP credentials over
@@ -84,7 +84,12 @@
   function renderPhone() {
     if (!phone) {
       const pw = el('input', { type: 'password', name: 'phone-password', placeholder: P.pw, autocomplete: 'current-password' });
-      phoneBox.replaceChildren(el('h3', {}, P.title), el('form', { onsubmit: (e) => { e.preventDefault(); password = pw.value; startPhone(); } },
+      phoneBox.replaceChildren(el('h3', {}, P.title), el('form', { onsubmit: (e) => {
+        e.preventDefault();
+        if (!password) password = pw.value;
+        localStorage.setItem('vaxel.browserPhone', 'on');
+        startPhone();
+      } },
         password ? null : pw, ' ', el('button', { type: 'submit', id: 'phone-start' }, P.use)));
       return;
     }
@@ -140,7 +145,10 @@
       agent: (a) => { if (a.id === me) refresh(); },
     }, (up) => { conn.textContent = up ? '● ' + t('live') : '○ ' + t('disconnected'); conn.className = 'conn' + (up ? '' : ' down'); });
     refresh();
-    startPhone();
+    // The browser phone is the agent's choice (a desk phone may be theirs):
+    // once chosen on this browser, it starts with the page.
+    if (localStorage.getItem('vaxel.browserPhone') === 'on') startPhone();
+    else renderPhone();
   }
 
   start();
