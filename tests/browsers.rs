@@ -260,12 +260,23 @@ fn browsers_call_in_and_answer_and_both_sides_hear_each_other() {
             "sipjs-done" => {
                 // The page listened for 5 s from the answer: the greeting's
                 // first seconds (the flow speaks sv/welcome, then en/welcome).
+                // Engine-paced audio through Chromium's jitter buffer under a
+                // loaded CI machine reshapes more windows than between two
+                // phones: a window counts from 0.6, and another prompt must
+                // score (almost) nothing at that threshold.
+                let heard_sipjs = band(&dir.join("sipjs-heard.wav"));
                 let welcome = band(&voice("sv/welcome", &dir));
                 let opening = &welcome[4000..welcome.len().min(28000)];
-                let share = heard_at(&band(&dir.join("sipjs-heard.wav")), 0.0, opening, 0.7);
+                let share = heard_at(&heard_sipjs, 0.0, opening, 0.6);
                 assert!(
-                    share >= 0.6,
+                    share >= 0.5,
                     "SIP.js's call did not hear the flow's greeting ({share:.2})"
+                );
+                let other = band(&voice("en/welcome-known", &dir));
+                let wrong = heard_at(&heard_sipjs, 0.0, &other, 0.6);
+                assert!(
+                    wrong <= 0.2,
+                    "SIP.js's call matched another prompt ({wrong:.2})"
                 );
             }
             other => panic!("unknown step {other}"),
